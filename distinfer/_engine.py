@@ -1,0 +1,254 @@
+"""The single-node engine: a task's graphs compiled once, each on an async infer queue.
+
+``Engine`` is what a ``Deployment`` and every Ray inference actor hold. Items
+(RGB arrays or encoded image bytes) run on a bounded pool of host threads:
+decode, the task's ``predict`` (which calls ``infer`` for each model stage),
+then a completion function. OpenVINO's callback threads only copy outputs.
+
+>>> from distinfer.models import task_from_model            # doctest: +SKIP
+>>> with Engine(task_from_model("ppocr-det")) as engine:   # doctest: +SKIP
+...     prediction = engine.predict(image)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from ._decode import as_rgb_array, decode_image
+from ._errors import InputError, ModelError
+from ._prediction import Prediction
+from .models._task import Task
+
+logger = logging.getLogger(__name__)
+
+#: Pixel limit checked on the image header before decoding (OpenCV's own default).
+DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
+
+Image = np.ndarray | bytes
+Outcome = Prediction | BaseException
+#: ``done(outcome, pixels)``: the prediction or the exception, and the decoded RGB
+#: pixels (None when decoding failed; possibly reduced, see ``Task.decode_scale``).
+Completion = Callable[[Outcome, np.ndarray | None], None]
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Call:
+    """One ``infer(stage, inputs)`` call: collects per-input outputs from callbacks."""
+
+    __slots__ = ("done", "error", "inputs", "outputs", "remaining", "lock")
+
+    def __init__(self, inputs: Sequence[np.ndarray]) -> None:
+        self.inputs = inputs  # keeps shared input memory alive until the requests finish
+        self.outputs: list[list[np.ndarray]] = [[] for _ in inputs]
+        self.remaining = len(inputs)
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def finish_one(self) -> None:
+        with self.lock:
+            self.remaining -= 1
+            if self.remaining == 0:
+                self.done.set()
+
+
+class _Stage:
+    """One compiled graph on its own ``AsyncInferQueue``."""
+
+    def __init__(self, compiled: ov.CompiledModel, jobs: int) -> None:
+        self.queue = ov.AsyncInferQueue(compiled, jobs)
+        self.queue.set_callback(self._on_complete)
+        self.num_outputs = len(compiled.outputs)
+        # start_async picks an idle request; serialise callers so several host
+        # threads can share one queue.
+        self._submit_lock = threading.Lock()
+
+    def _on_complete(self, request: ov.InferRequest, userdata: tuple[_Call, int]) -> None:
+        # Runs on an OpenVINO thread that holds the request until we return:
+        # copy the outputs and leave. Never raise here (it poisons the queue).
+        call, i = userdata
+        try:
+            call.outputs[i] = [
+                request.get_output_tensor(k).data.copy() for k in range(self.num_outputs)
+            ]
+        except BaseException as exc:  # noqa: BLE001 - surfaced by run()
+            call.error = exc
+        call.finish_one()
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        if not inputs:
+            return []
+        batched = [np.ascontiguousarray(x[None]) for x in inputs]
+        call = _Call(batched)
+        for i, x in enumerate(batched):
+            with self._submit_lock:
+                self.queue.start_async({0: x}, (call, i), share_inputs=True)
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.outputs
+
+    def close(self) -> None:
+        self.queue.wait_all()
+
+
+class Engine:
+    """A task compiled for one device, with async infer queues and host threads.
+
+    ``jobs`` is the number of infer requests per stage (None: one per core);
+    ``max_in_flight`` bounds the items between ``submit`` and their completion
+    (None: twice ``jobs``), so host threads decode and post-process the next
+    items while the device runs the current ones. ``config`` is passed to
+    OpenVINO (default ``PERFORMANCE_HINT=THROUGHPUT``); ``cache_dir`` keeps
+    compiled blobs so the next start is faster.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        *,
+        device: str = "CPU",
+        jobs: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        cache_dir: str | Path | None = None,
+        max_in_flight: int | None = None,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    ) -> None:
+        if jobs is not None and jobs < 0:
+            raise ValueError(f"jobs must be >= 0 (0: OpenVINO's optimal number), got {jobs}")
+        self.task = task
+        self.device = device
+        self.jobs = available_cores() if jobs is None else jobs
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT", **(config or {})}
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.max_image_pixels = max_image_pixels
+        self._max_in_flight = max_in_flight
+        self.max_in_flight = 0  # known once compiled: depends on the requests per stage
+        self._stages: dict[str, _Stage] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._slots: threading.BoundedSemaphore | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> Engine:
+        """Compile every graph of the task and start the host threads."""
+        if self._pool is not None:
+            return self
+        core = ov.Core()
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            core.set_property({"CACHE_DIR": str(self.cache_dir)})
+        for name, graph in self.task.graphs().items():
+            try:
+                compiled = core.compile_model(graph, self.device, self.config)
+            except Exception as exc:
+                raise ModelError(
+                    f"cannot compile stage {name!r} of task {self.task.kind!r} "
+                    f"for {self.device}: {exc}"
+                ) from exc
+            jobs = self.jobs
+            if jobs == 0:
+                jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+            self._stages[name] = _Stage(compiled, jobs)
+        requests = max(len(s.queue) for s in self._stages.values())
+        self.max_in_flight = self._max_in_flight or 2 * requests
+        self._slots = threading.BoundedSemaphore(self.max_in_flight)
+        self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="distinfer-host")
+        logger.info(
+            "compiled %s on %s: %d infer requests per stage, %d items in flight",
+            self.task.kind, self.device, requests, self.max_in_flight,
+        )
+        return self
+
+    def close(self) -> None:
+        """Finish the items in flight, then release the threads and the queues."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for stage in self._stages.values():
+            stage.close()
+        self._stages.clear()
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- inference -------------------------------------------------------------
+
+    def infer(self, stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        """Run ``stage`` once per input, all inputs in the queue together (an ``InferFn``)."""
+        try:
+            target = self._stages[stage]
+        except KeyError:
+            raise ModelError(
+                f"task {self.task.kind!r} has no stage {stage!r} (stages: {sorted(self._stages)})"
+            ) from None
+        return target.run(inputs)
+
+    def predict(self, image: Image) -> Prediction:
+        """Run one item on the calling thread (thread-safe). Raises ``InputError``."""
+        if not self._stages:
+            raise RuntimeError("Engine is not started: call start() or use it as a context manager")
+        pixels, source_size = self.decode(image)
+        return self.task.predict(pixels, self.infer, source_size)
+
+    def submit(self, image: Image, done: Completion) -> None:
+        """Queue one item; ``done(prediction or exception, pixels)`` runs on a host thread.
+
+        Blocks while ``max_in_flight`` items are already in flight: backpressure,
+        so memory stays bounded whatever the input rate.
+        """
+        if self._pool is None or self._slots is None:
+            raise RuntimeError("Engine is not started: call start() or use it as a context manager")
+        self._slots.acquire()
+        try:
+            self._pool.submit(self._run, image, done)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _run(self, image: Image, done: Completion) -> None:
+        assert self._slots is not None
+        pixels = None
+        try:
+            pixels, source_size = self.decode(image)
+            outcome: Outcome = self.task.predict(pixels, self.infer, source_size)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            outcome = exc
+        try:
+            done(outcome, pixels)
+        except BaseException:  # noqa: BLE001 - a completion function must not kill the pool
+            logger.exception("completion function failed")
+        finally:
+            self._slots.release()
+
+    def decode(self, image: Image) -> tuple[np.ndarray, tuple[int, int]]:
+        """RGB pixels (validated, or decoded from bytes) and the source (width, height)."""
+        if isinstance(image, bytes | bytearray | memoryview):
+            return decode_image(
+                bytes(image), max_pixels=self.max_image_pixels, reduce=self.task.decode_scale
+            )
+        if isinstance(image, np.ndarray) or image is None:
+            pixels = as_rgb_array(image)
+            return pixels, (pixels.shape[1], pixels.shape[0])
+        raise InputError(
+            f"expected an RGB uint8 array (HxWx3) or encoded image bytes, got {type(image).__name__}"
+        )

@@ -1,0 +1,66 @@
+"""The exceptions distinfer raises.
+
+Every error derives from ``DistinferError``; catch that to catch them all::
+
+    DistinferError
+    ├── ConfigError          bad configuration (the CLI exits with code 2)
+    ├── ModelError           a model that cannot be found, read or compiled
+    ├── InputError           one bad input (also a ValueError); costs only itself
+    ├── InferenceError       failures collected from asynchronous items
+    ├── WorkerError          a distributed worker failed
+    │   └── ActorDiedError   an inference actor died and none is left to take over
+    └── OutputError          results cannot be written (e.g. output exists)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class DistinferError(Exception):
+    """Root of all distinfer errors."""
+
+
+class ConfigError(DistinferError):
+    """Invalid configuration; ``key`` names the offending key path."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+
+
+class ModelError(DistinferError):
+    """A model that cannot be found, read, or compiled."""
+
+
+class InputError(DistinferError, ValueError):
+    """One bad input: unreadable bytes, wrong dtype, empty array, ..."""
+
+
+class InferenceError(DistinferError):
+    """One or more asynchronous items failed.
+
+    ``failures`` holds ``(runtime_data, exception)`` pairs in completion order.
+    """
+
+    def __init__(self, failures: Sequence[tuple[Any, BaseException]]) -> None:
+        self.failures = list(failures)
+        first_data, first_exc = self.failures[0]
+        more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+        super().__init__(
+            f"item with runtime_data={first_data!r} failed: "
+            f"{type(first_exc).__name__}: {first_exc}{more}"
+        )
+
+
+class WorkerError(DistinferError):
+    """A distributed worker failed."""
+
+
+class ActorDiedError(WorkerError):
+    """Inference actors died and no survivor can take over the work."""
+
+
+class OutputError(DistinferError):
+    """Results cannot be written."""

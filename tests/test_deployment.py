@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from _tasks import MeanColourTask, solid
+
+from distinfer import Deployment, InferenceError, InputError, Prediction
+
+
+@pytest.fixture
+def deployment() -> Any:
+    d = Deployment(MeanColourTask(delay_s=lambda img: 0.002 * (img[0, 0, 0] % 5)))
+    d.load_inference_models(max_async_infer_requests=2)
+    yield d
+    d.close()
+
+
+def test_infer_is_synchronous_and_thread_safe(deployment: Deployment) -> None:
+    images = [solid((i, 255 - i, 0)) for i in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(deployment.infer, images))
+    for i, p in enumerate(results):
+        np.testing.assert_allclose(p.tensors["mean"], [i, 255 - i, 0])
+
+
+def test_async_callback_sees_every_item_on_our_thread(deployment: Deployment) -> None:
+    seen: dict[int, tuple[np.ndarray, Prediction, str]] = {}
+
+    def callback(image: np.ndarray, prediction: Prediction, runtime_data: int) -> None:
+        seen[runtime_data] = (image, prediction, threading.current_thread().name)
+
+    deployment.set_asynchronous_callback(callback)
+    assert deployment.asynchronous_mode
+    for i in range(25):
+        deployment.infer_async(solid((i, 0, 0)), runtime_data=i)
+    deployment.await_all()
+    assert sorted(seen) == list(range(25))
+    for i, (image, prediction, thread) in seen.items():
+        assert image[0, 0, 0] == i
+        assert prediction.tensors["mean"][0] == pytest.approx(i)
+        assert thread == "distinfer-callbacks"
+
+
+def test_callback_exception_is_raised_from_await_all_and_queue_stays_usable(
+    deployment: Deployment,
+) -> None:
+    done: list[int] = []
+
+    def callback(image: np.ndarray, prediction: Prediction, runtime_data: int) -> None:
+        if runtime_data == 3:
+            raise KeyError("boom in user code")
+        done.append(runtime_data)
+
+    deployment.set_asynchronous_callback(callback)
+    for i in range(8):
+        deployment.infer_async(solid((i, 0, 0)), i)
+    with pytest.raises(InferenceError, match="runtime_data=3") as info:
+        deployment.await_all()
+    assert [data for data, _ in info.value.failures] == [3]
+    assert isinstance(info.value.failures[0][1], KeyError)
+    assert sorted(done) == [0, 1, 2, 4, 5, 6, 7]
+    # the queue still works, and the failure was reported once
+    for i in range(8, 12):
+        deployment.infer_async(solid((i, 0, 0)), i)
+    deployment.await_all()
+    assert sorted(done)[-4:] == [8, 9, 10, 11]
+
+
+def test_bad_image_in_async_mode_costs_only_itself(deployment: Deployment) -> None:
+    ok: list[str] = []
+    deployment.set_asynchronous_callback(lambda img, pred, data: ok.append(data))
+    deployment.infer_async(solid((1, 2, 3)), "good-1")
+    deployment.infer_async(np.zeros((4, 4, 3), np.float64), "bad")
+    deployment.infer_async(b"not an image at all", "junk")
+    deployment.infer_async(solid((1, 2, 3)), "good-2")
+    with pytest.raises(InferenceError) as info:
+        deployment.await_all()
+    failed = dict(info.value.failures)
+    assert set(failed) == {"bad", "junk"}
+    assert all(isinstance(exc, InputError) for exc in failed.values())
+    assert sorted(ok) == ["good-1", "good-2"]
+
+
+def test_switching_back_to_synchronous_mode(deployment: Deployment) -> None:
+    deployment.set_asynchronous_callback(lambda img, pred, data: None)
+    deployment.infer_async(solid((9, 9, 9)), 0)
+    deployment.asynchronous_mode = False
+    assert not deployment.asynchronous_mode
+    with pytest.raises(RuntimeError, match="set_asynchronous_callback"):
+        deployment.infer_async(solid((9, 9, 9)), 1)
+    assert deployment.infer(solid((0, 0, 250))).annotations[0].label == "blue"
+
+
+def test_await_any_returns_once_there_is_room(deployment: Deployment) -> None:
+    deployment.set_asynchronous_callback(lambda img, pred, data: None)
+    for i in range(10):
+        deployment.infer_async(solid((i, 0, 0)), i)
+        deployment.await_any()
+    deployment.await_all()
+
+
+def test_infer_rejects_bad_input_with_a_value_error(deployment: Deployment) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        deployment.infer(np.zeros((4, 4, 3), np.int16))

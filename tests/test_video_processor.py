@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from _tasks import MeanColourTask, solid
+
+from distinfer import AsyncVideoProcessor, Deployment, InferenceError, Prediction
+
+
+def make_deployment(delay: Any) -> Deployment:
+    d = Deployment(MeanColourTask(delay_s=delay))
+    d.load_inference_models(max_async_infer_requests=2)
+    return d
+
+
+def test_frames_are_processed_in_submission_order_under_uneven_delays() -> None:
+    # Early frames are the slowest, so inference finishes in nearly reverse order.
+    deployment = make_deployment(lambda img: 0.03 if img[0, 0, 0] % 4 == 0 else 0.0)
+    order: list[int] = []
+    finished: list[int] = []
+
+    def process(frame: np.ndarray, prediction: Prediction, index: int) -> None:
+        assert prediction.tensors["mean"][0] == pytest.approx(frame[0, 0, 0])
+        order.append(index)
+
+    task = deployment.task
+    assert isinstance(task, MeanColourTask)
+    with AsyncVideoProcessor(deployment, process, max_buffer=8) as processor:
+        for i in range(60):
+            processor.process(solid((i, 0, 0)), i)
+        processor.await_all()
+    assert order == list(range(60))
+    # and inference really did finish out of order: plain async mode shows it
+    deployment.set_asynchronous_callback(lambda img, pred, i: finished.append(i))
+    for i in range(12):
+        deployment.infer_async(solid((i, 0, 0)), i)
+    deployment.await_all()
+    assert finished != sorted(finished)
+    deployment.close()
+
+
+def test_process_blocks_when_the_buffer_is_full() -> None:
+    deployment = make_deployment(None)
+    gate = threading.Event()
+    processed: list[int] = []
+
+    def process(frame: np.ndarray, prediction: Prediction, index: int) -> None:
+        gate.wait()
+        processed.append(index)
+
+    submitted: list[int] = []
+    processor = AsyncVideoProcessor(deployment, process, max_buffer=4)
+    processor.start()
+
+    def feed() -> None:
+        for i in range(10):
+            processor.process(solid((i, 0, 0)), i)
+            submitted.append(i)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    time.sleep(0.5)
+    assert len(submitted) == 4  # the fifth process() call is blocked
+    gate.set()
+    feeder.join(timeout=10)
+    processor.await_all()
+    processor.stop()
+    assert processed == list(range(10))
+    deployment.close()
+
+
+def test_processing_errors_surface_and_later_frames_still_run() -> None:
+    deployment = make_deployment(None)
+    processed: list[int] = []
+
+    def process(frame: np.ndarray, prediction: Prediction, index: int) -> None:
+        if index == 2:
+            raise RuntimeError("cannot write frame 2")
+        processed.append(index)
+
+    processor = AsyncVideoProcessor(deployment, process, max_buffer=2)
+    processor.start()
+    with pytest.raises(InferenceError, match="runtime_data=2"):
+        for i in range(20):
+            processor.process(solid((i, 0, 0)), i)
+    processor.await_all()  # reported once, by process()
+    processor.stop()
+    assert 2 not in processed
+    assert processed == sorted(processed)
+    assert processed[:2] == [0, 1]
+    deployment.close()
+
+
+def test_waiting_does_not_busy_poll() -> None:
+    deployment = make_deployment(None)
+    processor = AsyncVideoProcessor(deployment, lambda f, p, i: time.sleep(0.4), max_buffer=2)
+    processor.start()
+    processor.process(solid((1, 1, 1)), 0)
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    processor.await_all()
+    cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+    processor.stop()
+    assert wall >= 0.3
+    assert cpu < 0.1 * wall  # waiting threads sleep on conditions
+    deployment.close()
