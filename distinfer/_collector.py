@@ -74,7 +74,8 @@ class _VideoWriter:
     def _write_one(self, out: VideoOutput) -> None:
         info = probe(out.source)
         frames = read_segment(out.source, whole_video(info))
-        with VideoSink(out.path, info.fps, (info.width, info.height)) as sink:
+        # the run was cleared to write here (prepare_output); replace an older file
+        with VideoSink(out.path, info.fps, (info.width, info.height), overwrite=True) as sink:
             for _ in range(out.frame_count):
                 row = self.rows.get()
                 if row is _END:
