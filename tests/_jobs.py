@@ -31,8 +31,8 @@ def write_images(folder: Path, n: int) -> list[Path]:
 
 
 def write_video(path: Path, n: int, fps: float = 10.0) -> Path:
-    """A 64x48 video whose frame i is mostly ``colour_of(i)``."""
-    with VideoSink(path, fps, (64, 48)) as sink:
+    """A 64x48 video whose frame i is mostly ``colour_of(i)``, a keyframe every 8."""
+    with VideoSink(path, fps, (64, 48), keyframe_interval=8) as sink:
         for i in range(n):
             sink.write(image(64, 48, [(colour_of(i), (0, 0, 64, 48))]))
     return path

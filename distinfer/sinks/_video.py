@@ -65,8 +65,12 @@ class VideoSink:
         size: tuple[int, int],
         *,
         overwrite: bool = False,
+        keyframe_interval: int | None = None,
     ) -> None:
         self.path = Path(path)
+        if keyframe_interval is not None and keyframe_interval < 1:
+            raise ValueError(f"keyframe_interval must be >= 1, got {keyframe_interval}")
+        self.keyframe_interval = keyframe_interval
         width, height = size
         if width < 1 or height < 1:
             raise ValueError(f"size must be positive (width, height), got {size}")
@@ -112,6 +116,8 @@ class VideoSink:
                 stream.options = dict(_X264_OPTIONS)
             elif encoder == "mpeg4":
                 stream.codec_context.qscale = _MPEG4_QSCALE
+            if self.keyframe_interval is not None:
+                stream.codec_context.gop_size = self.keyframe_interval
             # Open now so an empty video is still a valid file.
             container.start_encoding()
         except (av.error.FFmpegError, OSError) as exc:

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from distinfer import ConfigError, RunConfig
+from distinfer._main import main
+
+GOOD: dict[str, Any] = {
+    "model": {"name": "ppocr"},
+    "input": {"images": "pages"},
+    "output": {"parquet": "out/results"},
+}
+
+
+def with_(section: str, **values: Any) -> dict[str, Any]:
+    return {**GOOD, section: {**GOOD.get(section, {}), **values}}
+
+
+def test_a_single_string_becomes_a_list_and_defaults_fill_in() -> None:
+    config = RunConfig.parse(GOOD)
+    assert config.input.images == ["pages"]
+    assert config.cluster.address is None
+    assert config.cluster.dashboard is False
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "words"),
+    [
+        (with_("model", nmae="x"), "model.nmae", "unknown key"),
+        ({**GOOD, "outptu": {}}, "outptu", "unknown key"),
+        (with_("model", name="yolo9000"), "model", "unknown bundled model"),
+        (with_("model", path="m.xml"), "model", "exactly one"),
+        (with_("cluster", items_per_unit=0), "cluster.items_per_unit", "greater than 0"),
+        (with_("cluster", items_per_unit="many"), "cluster.items_per_unit", "integer"),
+        (with_("cluster", progress="fancy"), "cluster.progress", "auto"),
+        ({"model": {"name": "ppocr"}, "input": {"images": "p"}}, "output", "missing"),
+        ({**GOOD, "input": {}}, "input", "input.images and/or input.videos"),
+    ],
+)
+def test_bad_keys_name_the_key_path(data: dict[str, Any], key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig.parse(data)
+    assert info.value.key == key
+    assert key in str(info.value) and words in str(info.value)
+
+
+def test_overrides_set_nested_keys_with_yaml_values() -> None:
+    config = RunConfig.parse(GOOD, ["cluster.address=auto", "cluster.items_per_unit=32",
+                                    "input.images=[a, b]"])
+    assert config.cluster.address == "auto"
+    assert config.cluster.items_per_unit == 32
+    assert config.input.images == ["a", "b"]
+    with pytest.raises(ConfigError, match="key.path=value"):
+        RunConfig.parse(GOOD, ["cluster.address"])
+
+
+def test_yaml_is_loaded_safely_and_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "job.yaml").write_text(
+        "model: {name: ppocr}\ninput: {images: pages}\noutput: {parquet: out}\n"
+    )
+    config = RunConfig.load(tmp_path / "job.yaml")
+    config.check_paths()
+    assert config.resolve("pages") == str(tmp_path / "pages")
+    (tmp_path / "evil.yaml").write_text("model: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        RunConfig.load(tmp_path / "evil.yaml")
+
+
+def test_missing_inputs_are_found_before_anything_runs(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("model: {name: ppocr}\ninput: {images: [nowhere/]}\noutput: {parquet: out}\n")
+    with pytest.raises(ConfigError) as info:
+        RunConfig.load(path).check_paths()
+    assert info.value.key == "input.images[0]"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("model: {name: ppocr, colour: red}\ninput: {images: .}\noutput: {parquet: o}\n",
+         "model.colour: unknown key"),
+        ("model: {path: missing.xml}\ninput: {images: .}\noutput: {parquet: o}\n",
+         "model.path"),
+        ("- just\n- a list\n", "mapping"),
+        ("", "empty"),
+    ],
+)
+def test_cli_exits_2_with_one_message_and_no_traceback(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    for command in ("validate", "run"):
+        result = CliRunner().invoke(main, [command, str(path)])
+        assert result.exit_code == 2, result.output
+        assert needle in result.output
+        assert "Traceback" not in result.output
+
+
+def test_validate_accepts_a_good_config(tmp_path: Path) -> None:
+    (tmp_path / "pages").mkdir()
+    path = tmp_path / "job.yaml"
+    path.write_text("model: {name: ppocr-det}\ninput: {images: pages}\noutput: {parquet: o}\n")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output

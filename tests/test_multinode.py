@@ -1,0 +1,63 @@
+"""Several Ray nodes on one machine (ray.cluster_utils.Cluster): every node works.
+
+The suite's shared Ray session lives in this process, and a process talks to
+one Ray at a time, so the job runs in a subprocess attached to the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from _jobs import colour_of, job_config, labels_of, write_images, write_video
+
+from distinfer import read_results
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[Any]:
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def run_cli(config: dict[str, Any], tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    path = tmp / "job.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "distinfer", "run", str(path), *args],
+        capture_output=True, text=True, timeout=240, env=env,
+    )
+
+
+def test_every_node_gets_work_and_output_is_complete_and_ordered(
+    two_nodes: Any, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "imgs", 40)
+    video = write_video(tmp_path / "clip.mp4", 30)
+    config = job_config(
+        tmp_path,
+        input={"images": str(tmp_path / "imgs"), "videos": str(video),
+               "video_segment_frames": 10},
+        cluster={"address": two_nodes.address, "items_per_unit": 2,
+                 "units_in_flight_per_actor": 2},
+    )
+    done = run_cli(config, tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = read_results(tmp_path / "results").to_pylist()
+    assert [r["index"] for r in rows] == list(range(70))
+    assert labels_of(rows[:30]) == [colour_of(i) for i in range(30)]
+    nodes = {r["node"] for r in rows}
+    assert len(nodes) == 2, nodes
+    assert all(r["error"] is None for r in rows)
