@@ -23,7 +23,9 @@ def read_model(path: str | Path) -> ov.Model:
             f"give a file ending in one of {', '.join(MODEL_SUFFIXES)} or a deployment folder"
         )
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found (accepted formats: {', '.join(MODEL_SUFFIXES)})")
+        raise ModelError(
+            f"{path}: model file not found (accepted formats: {', '.join(MODEL_SUFFIXES)})"
+        )
     try:
         return ov.Core().read_model(path)
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long traces

@@ -1,0 +1,408 @@
+"""Classification, detection and segmentation through openvino-model-api, on our engine.
+
+model_api normally owns the whole inference: its ``OpenvinoAdapter`` reads the
+model, embeds the preprocessing into the graph, compiles it and runs its own
+async queue. distinfer keeps model_api's graph editing and its post-processing
+and replaces the middle:
+
+1. ``_GraphAdapter`` is model_api's own ``OpenvinoAdapter`` that never loads a
+   device (``load_model`` does nothing) and embeds every preprocessing step
+   except the resize (layout, colour, mean/scale stay in the graph).
+2. The wrapper (``SSD``, ``YOLOv8``, ``Classification``, ...) is built on it as
+   usual, reading ``rt_info/model_info`` (model_type, labels, thresholds).
+3. ``graphs()`` hands that graph, now with a static u8 NHWC input of the model's
+   size, to distinfer's engine, which compiles it with the other stages.
+4. ``predict`` resizes with OpenCV the way the wrapper's ``resize_type`` says,
+   calls ``infer``, then ``wrapper.postprocess(outputs, meta)`` with the meta of
+   ``wrapper.base_preprocess`` (which, with preprocessing embedded, only records
+   the image shape), and converts the result into ``Annotation``s.
+
+Images are RGB, as the Geti SDK passes them to model_api.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import cv2
+import numpy as np
+import openvino as ov
+from model_api.adapters.openvino_adapter import OpenvinoAdapter
+from model_api.adapters.utils import INTERPOLATION_TYPES, crop_resize_ocv
+from model_api.models import ImageModel, Model
+
+from .._errors import ConfigError, ModelError
+from .._prediction import Annotation, Prediction
+from ._openvino import MODEL_SUFFIXES, read_model
+from ._raw import STAGE, copy_model_files, largest_reduction
+from ._task import InferFn
+
+logger = logging.getLogger(__name__)
+
+#: model_api wrapper names (``rt_info/model_info/model_type``, lower case) by task kind.
+MODEL_TYPES: dict[str, tuple[str, ...]] = {
+    "classification": ("classification",),
+    "detection": ("ssd", "yolo", "yolov4", "yolof", "yolox", "yolov5", "yolov8", "yolo11"),
+    "segmentation": ("segmentation",),
+    "instance_segmentation": ("maskrcnn", "detrinstseg", "yolo-seg"),
+}
+#: The wrapper a kind gets when the model does not say (``rt_info`` without model_type).
+DEFAULT_MODEL_TYPES = {
+    "classification": "Classification",
+    "detection": "SSD",
+    "segmentation": "Segmentation",
+    "instance_segmentation": "MaskRCNN",
+}
+
+
+def kind_of_model_type(model_type: str) -> str | None:
+    """The distinfer task kind of a model_api / Geti model type, or None if unsupported.
+
+    >>> kind_of_model_type("YOLOX"), kind_of_model_type("AnomalyDetection")
+    ('detection', None)
+    """
+    wanted = model_type.lower()
+    return next((kind for kind, names in MODEL_TYPES.items() if wanted in names), None)
+
+
+class _GraphAdapter(OpenvinoAdapter):  # type: ignore[misc]  # model_api is untyped
+    """model_api's OpenVINO adapter as a graph holder: distinfer's engine compiles and runs.
+
+    model_api calls ``embed_preprocessing`` from the wrapper's constructor and
+    then ``load_model``; here the first leaves the resize out (OpenCV does it on
+    u8 before the graph: cheaper, and the input shape stays static) and the
+    second does nothing.
+    """
+
+    resize_embedded_by_us = False
+
+    def load_model(self) -> None:
+        """Nothing to load: the engine compiles ``self.model``."""
+
+    def embed_preprocessing(self, *args: Any, **kwargs: Any) -> None:
+        if args or "resize_mode" not in kwargs:
+            raise ModelError("unsupported openvino-model-api version: embed_preprocessing changed")
+        kwargs["resize_mode"] = ""  # model_api skips the resize step when this is empty
+        kwargs["input_frame_shape"] = None
+        super().embed_preprocessing(**kwargs)
+        self.resize_embedded_by_us = True
+
+
+def _resize(image: np.ndarray, wrapper: Any) -> np.ndarray:
+    """Resize to the model input as model_api's ``resize_type`` does, in OpenCV on u8."""
+    w, h = int(wrapper.w), int(wrapper.h)
+    mode = str(wrapper.params.resize_type)
+    interpolation = INTERPOLATION_TYPES[str(wrapper.params.interpolation_mode)]
+    pad = int(wrapper.params.pad_value)
+    ih, iw = image.shape[:2]
+    if mode == "standard":
+        return cast(np.ndarray, cv2.resize(image, (w, h), interpolation=interpolation))
+    if mode == "crop":
+        return cast(np.ndarray, crop_resize_ocv(image, (w, h)))
+    # fit_to_window (pad right and bottom) and fit_to_window_letterbox (pad around):
+    # the same sizes as model_api's in-graph resize (round half to even).
+    scale = min(w / iw, h / ih)
+    nw, nh = min(w, round(iw * scale)), min(h, round(ih * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=interpolation)
+    dx, dy = ((w - nw) // 2, (h - nh) // 2) if mode == "fit_to_window_letterbox" else (0, 0)
+    padded = cv2.copyMakeBorder(
+        resized, dy, h - nh - dy, dx, w - nw - dx, cv2.BORDER_CONSTANT, value=(pad, pad, pad)
+    )
+    return cast(np.ndarray, padded)
+
+
+class _Frame:
+    """Where one image came from: the scale from the image given to source pixels."""
+
+    __slots__ = ("image_hw", "source_wh", "sx", "sy")
+
+    def __init__(self, image: np.ndarray, source_wh: tuple[int, int]) -> None:
+        self.image_hw = (int(image.shape[0]), int(image.shape[1]))
+        self.source_wh = source_wh
+        self.sx = source_wh[0] / image.shape[1]
+        self.sy = source_wh[1] / image.shape[0]
+
+    def box(self, x1: Any, y1: Any, x2: Any, y2: Any) -> tuple[float, float, float, float]:
+        return (float(x1) * self.sx, float(y1) * self.sy, float(x2) * self.sx, float(y2) * self.sy)
+
+    def polygon(self, contour: np.ndarray) -> tuple[float, ...]:
+        # Douglas-Peucker with epsilon 0 drops only collinear points: lossless, and a
+        # rectangle's hundreds of boundary pixels become its 4 corners.
+        simple = cv2.approxPolyDP(contour.reshape(-1, 1, 2).astype(np.int32), 0, True)
+        points = simple.reshape(-1, 2).astype(np.float64) * (self.sx, self.sy)
+        return tuple(points.ravel().tolist())
+
+    def contour_box(self, contour: np.ndarray) -> tuple[float, float, float, float]:
+        x, y, w, h = cv2.boundingRect(contour.reshape(-1, 1, 2).astype(np.int32))
+        return self.box(x, y, x + w, y + h)
+
+
+def _score(value: Any) -> float:
+    # Softmax in float32 can land a hair above 1.
+    return min(max(float(value), 0.0), 1.0)
+
+
+def _name(names: Sequence[str] | None, i: int, index: int, wrapper: Any) -> str:
+    # Some wrappers (YOLOX) leave DetectionResult's placeholder name "#".
+    if names and i < len(names) and names[i] and names[i] != "#":
+        return str(names[i])
+    return str(wrapper.get_label_name(index))
+
+
+def _classification(result: Any, wrapper: Any, frame: _Frame) -> list[Annotation]:
+    box = (0.0, 0.0, float(frame.source_wh[0]), float(frame.source_wh[1]))
+    return [
+        Annotation(
+            label.name or wrapper.get_label_name(int(label.id)), _score(label.confidence), box
+        )
+        for label in result.top_labels or ()
+    ]
+
+
+def _detection(result: Any, wrapper: Any, frame: _Frame) -> list[Annotation]:
+    return [
+        Annotation(
+            _name(result.label_names, i, int(index), wrapper), _score(score), frame.box(*box)
+        )
+        for i, (box, score, index) in enumerate(
+            zip(result.bboxes, result.scores, result.labels, strict=True)
+        )
+    ]
+
+
+def _largest_contour(mask: np.ndarray) -> np.ndarray | None:
+    found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return max(found, key=cv2.contourArea) if found else None
+
+
+def _instance_segmentation(result: Any, wrapper: Any, frame: _Frame) -> list[Annotation]:
+    out = []
+    for i, (box, score, index) in enumerate(
+        zip(result.bboxes, result.scores, result.labels, strict=True)
+    ):
+        polygon = None
+        mask = result.masks[i]
+        if mask.shape == frame.image_hw:  # full-image masks (postprocess_semantic_masks)
+            contour = _largest_contour(mask)
+            polygon = frame.polygon(contour) if contour is not None else None
+        label = _name(result.label_names, i, int(index), wrapper)
+        out.append(Annotation(label, _score(score), frame.box(*box), polygon=polygon))
+    return out
+
+
+def _segmentation(result: Any, wrapper: Any, frame: _Frame) -> list[Annotation]:
+    soft = getattr(result, "soft_prediction", None)
+    if soft is not None and soft.ndim == 3 and soft.shape[2] > 1:
+        found = [(c.label, c.probability, c.shape) for c in wrapper.get_contours(result)]
+    else:  # the model outputs class indices: no probabilities, contours per class
+        hard = getattr(result, "resultImage", result)
+        found = []
+        for index in np.unique(hard).tolist():
+            if index == 0:
+                continue  # background
+            mask = (hard == index).astype(np.uint8)
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            found += [(wrapper.get_label_name(index - 1), 1.0, c) for c in contours]
+    return [
+        Annotation(
+            str(label),
+            _score(probability),
+            frame.contour_box(np.asarray(shape)),
+            polygon=frame.polygon(np.asarray(shape)),
+        )
+        for label, probability, shape in found
+    ]
+
+
+_Converter = Callable[[Any, Any, _Frame], list[Annotation]]
+_CONVERTERS: dict[str, _Converter] = {
+    "classification": _classification,
+    "detection": _detection,
+    "segmentation": _segmentation,
+    "instance_segmentation": _instance_segmentation,
+}
+
+
+def read_model_info(path: Path) -> dict[str, str]:
+    """``rt_info/model_info`` of a model file as strings (empty when it has none)."""
+    return _model_info(read_model(path))
+
+
+def _model_info(model: ov.Model) -> dict[str, str]:
+    if not model.has_rt_info(["model_info"]):
+        return {}
+    info = model.get_rt_info(["model_info"]).astype(dict)
+    return {str(k): str(v.astype(str) if hasattr(v, "astype") else v) for k, v in info.items()}
+
+
+def _resolve_type(path: Path, kind: str | None, declared: str | None) -> tuple[str, str]:
+    """``(model_type, kind)`` from the task asked for and the model type declared."""
+    if kind is not None and kind not in MODEL_TYPES:
+        raise ConfigError(f"unknown task {kind!r} (choose from {', '.join(MODEL_TYPES)})", "task")
+    if declared is None:
+        if kind is None:
+            raise ModelError(f"{path}: rt_info has no model_info/model_type; give the task")
+        return DEFAULT_MODEL_TYPES[kind], kind
+    declared_kind = kind_of_model_type(declared)
+    if declared_kind is None:
+        supported = ", ".join(n for names in MODEL_TYPES.values() for n in names)
+        raise ModelError(f"{path}: model type {declared!r} is not supported ({supported})")
+    if kind is not None and kind != declared_kind:
+        raise ModelError(f"{path}: the model is a {declared!r} ({declared_kind}) model, not {kind}")
+    return declared, declared_kind
+
+
+class ModelApiTask:
+    """A classification, detection, segmentation or instance segmentation model,
+    pre- and post-processed by openvino-model-api, run by distinfer's engine.
+
+    ``kind`` and ``model_type`` (the model_api wrapper: ``"SSD"``, ``"YOLOv8"``,
+    ...) default to what ``rt_info/model_info/model_type`` says; ``labels`` and
+    ``options`` (any model_api parameter: ``confidence_threshold``, ``topk``,
+    ``resize_type``, ...) override ``rt_info/model_info``. Coordinates come back
+    in source pixels; a classification gives one annotation per top label,
+    covering the whole image. Reads OpenVINO IR (``.xml``).
+
+    >>> task = ModelApiTask("detector.xml", labels=["cat", "dog"])  # doctest: +SKIP
+    >>> task.kind, task.model_type                                   # doctest: +SKIP
+    ('detection', 'SSD')
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        kind: str | None = None,
+        model_type: str | None = None,
+        labels: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
+        self.path = Path(model)
+        if self.path.suffix.lower() in MODEL_SUFFIXES and self.path.suffix.lower() != ".xml":
+            raise ModelError(
+                f"{self.path}: model_api tasks read OpenVINO IR (.xml); convert this "
+                "model with `ovc`, or use task='raw'"
+            )
+        graph = read_model(self.path)  # clear errors for a missing file or a bad suffix
+        self.labels = list(labels) if labels is not None else None
+        self.options = dict(options)
+        declared = model_type or _model_info(graph).get("model_type")
+        self.model_type, self.kind = _resolve_type(self.path, kind, declared)
+        self._wrapper = self._create_wrapper()
+        self._graph, self._resize_here = self._static_graph()
+        self._output_names = list(self._wrapper.outputs)
+        self._convert = _CONVERTERS[self.kind]
+
+    def _create_wrapper(self) -> Any:
+        try:
+            adapter = _GraphAdapter(ov.Core(), str(self.path), device="CPU")
+            wrapper_class = Model.get_model_class(self.model_type)
+        except Exception as exc:  # model_api raises RuntimeError / WrapperError
+            raise ModelError(f"{self.path}: model_api cannot read this model: {exc}") from exc
+        known = wrapper_class.parameters()
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for a {self.model_type} model "
+                f"(options: {', '.join(sorted(known))})",
+                key=unknown[0],
+            )
+        configuration = dict(self.options)
+        if self.labels is not None:
+            configuration["labels"] = list(self.labels)
+        if self.kind == "segmentation":
+            configuration.setdefault("return_soft_prediction", True)  # needed for contours
+        try:
+            return wrapper_class(adapter, configuration, preload=False)
+        except Exception as exc:
+            raise ModelError(f"{self.path}: model_api rejects this model: {exc}") from exc
+
+    def _static_graph(self) -> tuple[ov.Model, bool]:
+        """The graph to compile, and whether ``predict`` resizes to its static input."""
+        wrapper, adapter = self._wrapper, self._wrapper.inference_adapter
+        graph = cast(ov.Model, adapter.model)
+        if len(graph.inputs) != 1:
+            raise ModelError(
+                f"{self.path}: distinfer runs single-input models; this one has "
+                f"{len(graph.inputs)} inputs ({', '.join(wrapper.inputs)})"
+            )
+        if not wrapper.params.embedded_processing:
+            return graph, False  # dynamic model: model_api preprocesses in Python
+        if not adapter.resize_embedded_by_us:
+            # Saved by model_api with its resize inside: fix the input to the model size,
+            # where that resize is the identity.
+            hw = [int(wrapper.h), int(wrapper.w)]
+            try:
+                graph.reshape({graph.inputs[0].get_any_name(): [1, *hw, 3]})
+            except Exception as exc:  # OpenVINO raises RuntimeError subclasses
+                raise ModelError(f"{self.path}: cannot fix the input to {hw}: {exc}") from exc
+        return graph, True
+
+    def graphs(self) -> Mapping[str, ov.Model]:
+        return {STAGE: self._graph}
+
+    def decode_scale(self, width: int, height: int) -> int:
+        if not self._resize_here:
+            return 1
+        return largest_reduction(width, height, (int(self._wrapper.w), int(self._wrapper.h)))
+
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        wrapper = self._wrapper
+        inputs, meta = wrapper.base_preprocess(image)
+        if not self._resize_here:
+            return inputs[wrapper.image_blob_name][0], meta
+        if type(wrapper)._resize_image is not ImageModel._resize_image:
+            # Wrappers with their own Python resize (YOLOX: pad right and bottom with 114,
+            # meta["scale"]) expect that resize and its meta.
+            pixels, resize_meta = wrapper._resize_image(image)
+            meta.update(resize_meta)
+            return pixels, meta
+        return _resize(image, wrapper), meta
+
+    def predict_many(
+        self,
+        images: Sequence[np.ndarray],
+        infer: InferFn,
+        source_sizes: Sequence[tuple[int, int]],
+    ) -> list[Prediction]:
+        """Several images through the queue together (one ``infer`` call): a chain's crops."""
+        prepared = [self._prepare(im) for im in images]
+        outputs = infer(STAGE, [pixels for pixels, _ in prepared])
+        predictions = []
+        for image, (_, meta), outs, size in zip(
+            images, prepared, outputs, source_sizes, strict=True
+        ):
+            result = self._wrapper.postprocess(
+                dict(zip(self._output_names, outs, strict=True)), meta
+            )
+            annotations = self._convert(result, self._wrapper, _Frame(image, size))
+            predictions.append(Prediction(annotations, width=size[0], height=size[1]))
+        return predictions
+
+    def predict(
+        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+    ) -> Prediction:
+        return self.predict_many([image], infer, [source_size])[0]
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Copy the original model (without embedded preprocessing) into ``folder``."""
+        return {
+            "kind": self.kind,
+            "model": copy_model_files(self.path, Path(folder)),
+            "model_type": self.model_type,
+            "labels": self.labels,
+            "options": self.options,
+        }
+
+    @classmethod
+    def load(cls, folder: Path, config: Mapping[str, Any]) -> ModelApiTask:
+        return cls(
+            Path(folder) / config["model"],
+            kind=config["kind"],
+            model_type=config.get("model_type"),
+            labels=config.get("labels"),
+            **dict(config.get("options") or {}),
+        )

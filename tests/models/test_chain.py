@@ -1,0 +1,71 @@
+"""Detection -> classification chains: each box's crop classified, one infer call per image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import _models
+import pytest
+from _models import image
+
+from distinfer import ModelError
+from distinfer.models import ChainTask, ModelApiTask, RawTask
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> ChainTask:
+    # The detector calls every object "object"; the classifier tells the colours apart.
+    detector = ModelApiTask(_models.ssd_detector(tmp_path / "det.xml"), labels=["object"] * 2)
+    classifier = ModelApiTask(_models.classifier(tmp_path / "cls.xml"))
+    return ChainTask(detector, classifier)
+
+
+def test_each_box_gets_the_class_of_its_crop(chain: ChainTask, predict) -> None:
+    picture = image(200, 100, [("red", (50, 20, 150, 60)), ("blue", (10, 70, 30, 90))])
+    prediction = predict(chain, picture)
+    found = {(a.box, a.label, a.class_label) for a in prediction.annotations}
+    assert found == {
+        ((50, 20, 150, 60), "object", "red"),
+        ((10, 70, 30, 90), "object", "blue"),
+    }
+    for annotation in prediction.annotations:
+        assert annotation.score == pytest.approx(1.0)
+        assert annotation.class_score is not None and annotation.class_score > 0.99
+
+
+def test_all_crops_of_an_image_go_in_one_infer_call(chain: ChainTask, predict) -> None:
+    picture = image(200, 100, [("red", (50, 20, 150, 60)), ("blue", (10, 70, 30, 90))])
+    calls: list[tuple[str, int]] = []
+    predict(chain, picture, calls=calls)
+    assert calls == [("detector/model", 1), ("classifier/model", 2)]
+
+
+def test_no_detection_means_no_classifier_call(chain: ChainTask, predict) -> None:
+    calls: list[tuple[str, int]] = []
+    prediction = predict(chain, image(200, 100), calls=calls)
+    assert prediction.annotations == ()
+    assert calls == [("detector/model", 1)]
+
+
+def test_crops_come_from_the_decoded_image_when_it_is_reduced(chain: ChainTask, predict) -> None:
+    # The image handed over is half the source size: boxes stay in source pixels.
+    picture = image(200, 100, [("blue", (10, 70, 30, 90))])
+    prediction = predict(chain, picture, source_size=(400, 200))
+    [annotation] = prediction.annotations
+    assert (annotation.box, annotation.class_label) == ((20, 140, 60, 180), "blue")
+    assert (prediction.width, prediction.height) == (400, 200)
+
+
+def test_both_models_are_stages_of_one_engine(chain: ChainTask) -> None:
+    assert sorted(chain.graphs()) == ["classifier/model", "detector/model"]
+    assert chain.kind == "chain"
+    assert chain.decode_scale(4000, 3000) == 1
+
+
+def test_second_task_must_classify_batches(tmp_path: Path) -> None:
+    class OneAtATime:
+        kind = "single"
+
+    detector = RawTask(_models.identity_raw(tmp_path / "id.xml"))
+    with pytest.raises(ModelError, match="batches"):
+        ChainTask(detector, OneAtATime())  # type: ignore[arg-type]
