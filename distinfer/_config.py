@@ -128,7 +128,9 @@ class RunConfig(_Section):
     def parse(cls, data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
         """Validate a dict (plus ``key.path=value`` overrides); raise ``ConfigError``."""
         if not isinstance(data, Mapping):
-            raise ConfigError(f"the config must be a mapping of sections, got {type(data).__name__}")
+            raise ConfigError(
+                f"the config must be a mapping of sections, got {type(data).__name__}"
+            )
         merged = _apply_overrides(dict(data), overrides)
         try:
             return cls.model_validate(merged)
@@ -202,7 +204,9 @@ def _config_error(exc: ValidationError) -> ConfigError:
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         first_key = first_key or key
         if err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (check the spelling; see the README's config reference)")
+            lines.append(
+                f"{key}: unknown key (check the spelling; see the README's config reference)"
+            )
         elif err["type"] == "missing":
             lines.append(f"{key}: required key is missing")
         else:

@@ -228,4 +228,3 @@ class Deployment:
             self._completions.put(_STOP)
             self._dispatcher.join()
             self._dispatcher = None
-

@@ -51,7 +51,7 @@ def available_cores() -> int:
 class _Call:
     """One ``infer(stage, inputs)`` call: collects per-input outputs from callbacks."""
 
-    __slots__ = ("done", "error", "inputs", "outputs", "remaining", "lock")
+    __slots__ = ("done", "error", "inputs", "lock", "outputs", "remaining")
 
     def __init__(self, inputs: Sequence[np.ndarray]) -> None:
         self.inputs = inputs  # keeps shared input memory alive until the requests finish
@@ -172,7 +172,10 @@ class Engine:
         self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="distinfer-host")
         logger.info(
             "compiled %s on %s: %d infer requests per stage, %d items in flight",
-            self.task.kind, self.device, requests, self.max_in_flight,
+            self.task.kind,
+            self.device,
+            requests,
+            self.max_in_flight,
         )
         return self
 
@@ -235,7 +238,7 @@ class Engine:
             outcome = exc
         try:
             done(outcome, pixels)
-        except BaseException:  # noqa: BLE001 - a completion function must not kill the pool
+        except BaseException:
             logger.exception("completion function failed")
         finally:
             self._slots.release()
@@ -250,5 +253,6 @@ class Engine:
             pixels = as_rgb_array(image)
             return pixels, (pixels.shape[1], pixels.shape[0])
         raise InputError(
-            f"expected an RGB uint8 array (HxWx3) or encoded image bytes, got {type(image).__name__}"
+            "expected an RGB uint8 array (HxWx3) or encoded image bytes, "
+            f"got {type(image).__name__}"
         )

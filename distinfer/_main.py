@@ -29,7 +29,10 @@ def _load(config: str, overrides: tuple[str, ...]) -> RunConfig:
 
 
 set_option = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
     help="Override a config value, e.g. --set cluster.address=auto (repeatable).",
 )
 
@@ -80,7 +83,9 @@ def run(config: str, overrides: tuple[str, ...], overwrite: bool) -> None:
         sys.exit(EXIT_ITEMS_FAILED)
     out = cfg.resolve(cfg.output.parquet)
     if summary.aborted:
-        click.echo(f"aborted: {summary.aborted}; output so far in {out} (rerun to resume)", err=True)
+        click.echo(
+            f"aborted: {summary.aborted}; output so far in {out} (rerun to resume)", err=True
+        )
         sys.exit(EXIT_ITEMS_FAILED)
     nodes = ", ".join(f"{n}: {int(v['items'])}" for n, v in sorted(summary.nodes.items()))
     click.echo(
@@ -99,15 +104,17 @@ def run(config: str, overrides: tuple[str, ...], overwrite: bool) -> None:
 @click.option("--address", required=True, help="Ray dashboard address, e.g. http://head:8265.")
 @click.option("--follow/--no-follow", default=True, help="Stream the job's logs until it ends.")
 @click.option("--overwrite", is_flag=True, help="Pass --overwrite to the job.")
-def submit(config: str, overrides: tuple[str, ...], address: str, follow: bool,
-           overwrite: bool) -> None:
+def submit(
+    config: str, overrides: tuple[str, ...], address: str, follow: bool, overwrite: bool
+) -> None:
     """Run CONFIG as a Ray job on a cluster (token authentication is used as configured)."""
     from ._submit import submit_job
 
     cfg = _load(config, overrides)
     try:
-        code = submit_job(cfg, Path(config), overrides, address=address, follow=follow,
-                          overwrite=overwrite)
+        code = submit_job(
+            cfg, Path(config), overrides, address=address, follow=follow, overwrite=overwrite
+        )
     except DistinferError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ITEMS_FAILED)

@@ -7,8 +7,18 @@ import numpy as np
 
 from ._prediction import Prediction
 
-_PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-            (70, 240, 240), (240, 50, 230), (210, 245, 60), (0, 128, 128), (170, 110, 40)]
+_PALETTE = [
+    (230, 25, 75),
+    (60, 180, 75),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (0, 128, 128),
+    (170, 110, 40),
+]
 
 
 def _colour(label: str) -> tuple[int, int, int]:
@@ -38,13 +48,22 @@ def draw_prediction(image: np.ndarray, prediction: Prediction, *, copy: bool = T
         if ann.polygon:
             pts = np.asarray(ann.polygon, np.float32).reshape(-1, 2) * (sx, sy)
             cv2.polylines(canvas, [pts.round().astype(np.int32)], True, colour, thickness)
-        x1, y1, x2, y2 = (round(v) for v in (ann.box[0] * sx, ann.box[1] * sy,
-                                             ann.box[2] * sx, ann.box[3] * sy))
+        x1, y1, x2, y2 = (
+            round(v) for v in (ann.box[0] * sx, ann.box[1] * sy, ann.box[2] * sx, ann.box[3] * sy)
+        )
         if not ann.polygon:
             cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
         caption = ann.text if ann.text is not None else f"{ann.label} {ann.score:.2f}"
         if ann.class_label is not None:
             caption += f" | {ann.class_label} {ann.class_score or 0:.2f}"
-        cv2.putText(canvas, caption, (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, colour, thickness, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            caption,
+            (x1, max(y1 - 3, 10)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            colour,
+            thickness,
+            cv2.LINE_AA,
+        )
     return canvas

@@ -48,7 +48,10 @@ class Progress:
             share = min(1.0, done / left)
             eta = (left - done) / rate if rate > 0 else 0.0
             bar = "#" * int(30 * share) + "." * (30 - int(30 * share))
-            text = f"[{bar}] {done}/{left}  {rate:.1f} items/s  ETA {_duration(eta)}  {summary.errors} errors"
+            text = (
+                f"[{bar}] {done}/{left}  {rate:.1f} items/s  ETA {_duration(eta)}  "
+                f"{summary.errors} errors"
+            )
         if self.mode == "bar":
             self.stream.write("\r" + text.ljust(100)[:100] + ("\n" if final else ""))
         else:

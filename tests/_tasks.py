@@ -45,7 +45,9 @@ class MeanColourTask:
     def decode_scale(self, width: int, height: int) -> int:
         return 1
 
-    def predict(self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]) -> Prediction:
+    def predict(
+        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+    ) -> Prediction:
         with self.lock:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
@@ -57,8 +59,9 @@ class MeanColourTask:
                 time.sleep(self.delay_s(image))
             label = ("red", "green", "blue")[int(np.argmax(mean[0]))]
             w, h = source_size
-            return Prediction([Annotation(label, 1.0, (0, 0, w, h))], w, h,
-                              tensors={"mean": mean[0]})
+            return Prediction(
+                [Annotation(label, 1.0, (0, 0, w, h))], w, h, tensors={"mean": mean[0]}
+            )
         finally:
             with self.lock:
                 self.running -= 1

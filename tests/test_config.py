@@ -49,12 +49,13 @@ def test_bad_keys_name_the_key_path(data: dict[str, Any], key: str, words: str) 
 
 
 def test_overrides_set_nested_keys_with_yaml_values() -> None:
-    config = RunConfig.parse(GOOD, ["cluster.address=auto", "cluster.items_per_unit=32",
-                                    "input.images=[a, b]"])
+    config = RunConfig.parse(
+        GOOD, ["cluster.address=auto", "cluster.items_per_unit=32", "input.images=[a, b]"]
+    )
     assert config.cluster.address == "auto"
     assert config.cluster.items_per_unit == 32
     assert config.input.images == ["a", "b"]
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         RunConfig.parse(GOOD, ["cluster.address"])
 
 
@@ -82,10 +83,11 @@ def test_missing_inputs_are_found_before_anything_runs(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("model: {name: ppocr, colour: red}\ninput: {images: .}\noutput: {parquet: o}\n",
-         "model.colour: unknown key"),
-        ("model: {path: missing.xml}\ninput: {images: .}\noutput: {parquet: o}\n",
-         "model.path"),
+        (
+            "model: {name: ppocr, colour: red}\ninput: {images: .}\noutput: {parquet: o}\n",
+            "model.colour: unknown key",
+        ),
+        ("model: {path: missing.xml}\ninput: {images: .}\noutput: {parquet: o}\n", "model.path"),
         ("- just\n- a list\n", "mapping"),
         ("", "empty"),
     ],

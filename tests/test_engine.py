@@ -73,7 +73,9 @@ def test_bad_input_raises_input_error_naming_the_problem(bad: object, message: s
 
 
 def test_truncated_jpeg_is_an_input_error_and_costs_only_itself() -> None:
-    ok, jpeg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    ok, jpeg = cv2.imencode(
+        ".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    )
     assert ok
     outcomes: dict[int, object] = {}
 

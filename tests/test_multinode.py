@@ -37,7 +37,10 @@ def run_cli(config: dict[str, Any], tmp: Path, *args: str) -> subprocess.Complet
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     return subprocess.run(
         [sys.executable, "-m", "distinfer", "run", str(path), *args],
-        capture_output=True, text=True, timeout=240, env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
     )
 
 
@@ -48,10 +51,8 @@ def test_every_node_gets_work_and_output_is_complete_and_ordered(
     video = write_video(tmp_path / "clip.mp4", 30)
     config = job_config(
         tmp_path,
-        input={"images": str(tmp_path / "imgs"), "videos": str(video),
-               "video_segment_frames": 10},
-        cluster={"address": two_nodes.address, "items_per_unit": 2,
-                 "units_in_flight_per_actor": 2},
+        input={"images": str(tmp_path / "imgs"), "videos": str(video), "video_segment_frames": 10},
+        cluster={"address": two_nodes.address, "items_per_unit": 2, "units_in_flight_per_actor": 2},
     )
     done = run_cli(config, tmp_path)
     assert done.returncode == 0, done.stderr

@@ -17,11 +17,13 @@ def test_images_are_written_once_in_index_order_like_the_in_process_deployment(
 ) -> None:
     paths = write_images(tmp_path / "imgs", 23)
     (tmp_path / "imgs" / "part1" / "zz-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    config = RunConfig.parse(job_config(
-        tmp_path,
-        input={"images": str(tmp_path / "imgs")},
-        output={"overlays": str(tmp_path / "overlays"), "rows_per_part": 5},
-    ))
+    config = RunConfig.parse(
+        job_config(
+            tmp_path,
+            input={"images": str(tmp_path / "imgs")},
+            output={"overlays": str(tmp_path / "overlays"), "rows_per_part": 5},
+        )
+    )
     summary = run(config)
 
     rows = read_results(tmp_path / "results").to_pylist()
@@ -59,12 +61,17 @@ def test_video_frames_come_back_in_order_and_the_annotated_video_has_every_frame
 ) -> None:
     video = write_video(tmp_path / "clip.mp4", 37)
     write_images(tmp_path / "imgs", 2)
-    config = RunConfig.parse(job_config(
-        tmp_path,
-        input={"videos": str(video), "images": str(tmp_path / "imgs"),
-               "video_segment_frames": 10},
-        output={"video": str(tmp_path / "annotated.mp4")},
-    ))
+    config = RunConfig.parse(
+        job_config(
+            tmp_path,
+            input={
+                "videos": str(video),
+                "images": str(tmp_path / "imgs"),
+                "video_segment_frames": 10,
+            },
+            output={"video": str(tmp_path / "annotated.mp4")},
+        )
+    )
     summary = run(config)
     rows = read_results(tmp_path / "results").to_pylist()
     assert [r["index"] for r in rows] == list(range(39))
