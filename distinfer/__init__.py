@@ -11,9 +11,9 @@ Distributed, from a YAML job file: ``distinfer run config.yaml`` or
 ``distinfer.run(RunConfig.load("config.yaml"))``.
 """
 
-from ._config import RunConfig
+from typing import TYPE_CHECKING, Any
+
 from ._deployment import Deployment
-from ._driver import RunSummary, run
 from ._errors import (
     ActorDiedError,
     ConfigError,
@@ -27,10 +27,30 @@ from ._errors import (
 from ._overlay import draw_prediction
 from ._prediction import RESULT_SCHEMA, Annotation, Prediction
 from ._video_processor import AsyncVideoProcessor
-from .sinks._parquet import read_results
+
+if TYPE_CHECKING:
+    from ._config import RunConfig
+    from ._driver import RunSummary, run
+    from .sinks._parquet import read_results
+
+# The distributed side (pydantic, PyAV, Ray) loads on first use: the in-process
+# API does not need it.
+_LAZY = {
+    "RunConfig": "._config",
+    "RunSummary": "._driver",
+    "run": "._driver",
+    "read_results": ".sinks._parquet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "RESULT_SCHEMA",
     "ActorDiedError",
     "Annotation",
     "AsyncVideoProcessor",
@@ -42,6 +62,7 @@ __all__ = [
     "ModelError",
     "OutputError",
     "Prediction",
+    "RESULT_SCHEMA",
     "RunConfig",
     "RunSummary",
     "WorkerError",
