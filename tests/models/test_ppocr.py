@@ -1,0 +1,355 @@
+"""The bundled PP-OCR tasks: DB boxes, CTC decoding, orientation, and real OCR accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openvino as ov
+import pytest
+
+from distinfer._demo import Page, render_layout, write_pages
+from distinfer._engine import Engine
+from distinfer._errors import ConfigError, ModelError
+from distinfer.models._ctc import (
+    crop_line,
+    ctc_alphabet,
+    ctc_decode_best,
+    ctc_greedy_decode,
+    fit_width,
+    with_best_class,
+)
+from distinfer.models._db import (
+    DBParams,
+    db_boxes,
+    letterbox,
+    order_quads,
+    reading_order,
+    unclip_rect,
+)
+from distinfer.models._openvino import read_model, with_u8_rgb_input
+from distinfer.models._task import Task
+from distinfer.models.ppocr import (
+    CLS_FILE,
+    DET_FILE,
+    REC_FILE,
+    OCRTask,
+    TextDetectionTask,
+    TextOrientationTask,
+    bundled,
+    bundled_models_dir,
+)
+
+# -- pure functions -------------------------------------------------------------
+
+
+def test_ctc_greedy_decode_collapses_repeats_and_drops_blanks() -> None:
+    alphabet = ctc_alphabet("a\nb\nc")  # blank, a, b, c, space
+    steps = [0, 1, 1, 0, 1, 4, 2, 2, 3, 0]  # "_aa_a bbc_" -> "aa bc"
+    probs = np.full((len(steps), len(alphabet)), 0.05, np.float32)
+    probs[np.arange(len(steps)), steps] = 0.8
+    probs[4, 1] = 0.6
+    text, score = ctc_greedy_decode(probs, alphabet)
+    assert text == "aa bc"
+    # kept steps: 1 (a), 4 (a, 0.6), 5 (space), 6 (b), 8 (c)
+    assert score == pytest.approx((0.8 + 0.6 + 0.8 + 0.8 + 0.8) / 5)
+
+
+def test_ctc_decode_of_only_blanks_is_empty_with_zero_confidence() -> None:
+    probs = np.zeros((6, 4), np.float32)
+    probs[:, 0] = 1.0
+    assert ctc_greedy_decode(probs, ctc_alphabet("a\nb")) == ("", 0.0)
+
+
+def test_ctc_decode_refuses_a_mismatched_alphabet() -> None:
+    with pytest.raises(ValueError, match="classes"):
+        ctc_greedy_decode(np.zeros((3, 5), np.float32), ctc_alphabet("a"))
+
+
+def test_recognition_alphabet_comes_from_the_model_and_matches_its_classes() -> None:
+    task = OCRTask()
+    assert len(task.alphabet) == 18710  # blank + 18708 dictionary characters + space
+    assert task.alphabet[0] == "" and task.alphabet[-1] == " "
+    assert set("0123456789abcXYZ.-") <= set(task.alphabet)
+
+
+def test_db_boxes_finds_each_region_scores_it_and_grows_it_back() -> None:
+    prob = np.zeros((200, 300), np.float32)
+    prob[20:40, 20:220] = 0.9  # a text line core
+    prob[100:130, 50:150] = 0.7  # another
+    prob[160:180, 10:200] = 0.35  # above the pixel threshold, under the box threshold
+    prob[190:192, 250:252] = 0.9  # specks are noise
+    quads, scores = db_boxes(prob, DBParams(thresh=0.3, box_thresh=0.5, unclip_ratio=1.5))
+    assert quads.shape == (2, 4, 2)
+    first, second = sorted(range(2), key=lambda i: float(quads[i, 0, 1]))
+    x1, y1 = quads[first].min(axis=0)
+    x2, y2 = quads[first].max(axis=0)
+    # 200x20 core: grown by 200*20*1.5/440 = 13.6 px per side (plus the dilated pixel)
+    assert (x1, y1, x2, y2) == pytest.approx((6, 6, 234, 54), abs=1.5)
+    assert scores[first] == pytest.approx(0.9 * 200 * 20 / (201 * 21), abs=0.03)
+    assert 0.6 < scores[second] < 0.7
+
+
+def test_db_boxes_of_an_empty_map_is_empty() -> None:
+    quads, scores = db_boxes(np.zeros((64, 64), np.float32))
+    assert quads.shape == (0, 4, 2) and scores.shape == (0,)
+
+
+def test_unclip_grows_each_side_by_area_times_ratio_over_perimeter() -> None:
+    (cx, cy), (w, h), angle = unclip_rect(((50.0, 20.0), (100.0, 10.0), 30.0), 2.0)
+    distance = 100 * 10 * 2.0 / 220
+    assert (cx, cy, angle) == (50.0, 20.0, 30.0)
+    assert (w, h) == pytest.approx((100 + 2 * distance, 10 + 2 * distance))
+
+
+def test_quads_are_ordered_clockwise_from_top_left() -> None:
+    rotated = cv2.boxPoints(((50.0, 50.0), (80.0, 20.0), 10.0))[None]
+    tl, tr, br, bl = order_quads(rotated)[0]
+    assert tl[0] < tr[0] and bl[0] < br[0] and tl[1] < bl[1] and tr[1] < br[1]
+
+
+def test_reading_order_is_top_to_bottom_then_left_to_right() -> None:
+    def quad(x1: float, y1: float, x2: float, y2: float) -> list[list[float]]:
+        return [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]
+
+    quads = np.array(
+        [
+            quad(300, 105, 400, 135),  # line 2, right
+            quad(10, 10, 200, 40),  # line 1, left
+            quad(20, 100, 250, 130),  # line 2, left (slightly higher)
+            quad(220, 12, 400, 42),  # line 1, right
+            quad(10, 200, 90, 230),  # line 3
+        ],
+        np.float32,
+    )
+    assert reading_order(quads) == [[1, 3], [2, 0], [4]]
+
+
+def test_letterbox_keeps_the_aspect_and_pads_bottom_right() -> None:
+    page = np.full((960, 1280, 3), 200, np.uint8)
+    canvas, to_image = letterbox(page, 640)
+    assert canvas.shape == (640, 640, 3) and to_image == 2.0
+    assert (canvas[:480] == 200).all() and (canvas[480:] == 0).all()
+    small, to_image = letterbox(np.full((100, 50, 3), 9, np.uint8), 640)
+    assert to_image == pytest.approx(100 / 640) and (small[:, :320] == 9).all()
+
+
+def test_crop_line_warps_a_quad_to_an_upright_crop_of_fixed_height() -> None:
+    image = np.zeros((200, 400, 3), np.uint8)
+    image[50:74, 100:340] = 255  # a 240x24 white bar
+    quad = np.array([[100, 50], [340, 50], [340, 74], [100, 74]], np.float32)
+    crop = crop_line(image, quad, 48)
+    assert crop.shape == (48, 480, 3) and crop[4:-4, 4:-4].min() > 200
+    vertical = crop_line(image, quad[:, ::-1].copy(), 48)  # a tall quad reads rotated
+    assert vertical.shape[0] == 48 and vertical.shape[1] > 48
+
+
+def test_fit_width_pads_narrow_crops_and_squeezes_wide_ones() -> None:
+    crop = np.zeros((48, 100, 3), np.uint8)
+    padded = fit_width(crop, 320)
+    assert padded.shape == (48, 320, 3) and (padded[:, 100:] == 127).all()
+    assert fit_width(np.zeros((48, 400, 3), np.uint8), 320).shape == (48, 320, 3)
+
+
+# -- real models ----------------------------------------------------------------
+
+
+def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    assert ok
+    return bytes(data.tobytes())
+
+
+def levenshtein(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    inter_w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    inter_h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = inter_w * inter_h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+@pytest.fixture(scope="module")
+def ocr() -> Iterator[Engine]:
+    with Engine(bundled("ppocr")) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def det() -> Iterator[Engine]:
+    with Engine(bundled("ppocr-det")) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def pages() -> list[Page]:
+    rng = np.random.default_rng(2024)
+    return [render_layout(rng) for _ in range(4)]
+
+
+def test_top_class_head_decodes_like_the_full_probabilities(pages: list[Page]) -> None:
+    task = OCRTask()
+    rec = read_model(bundled_models_dir() / REC_FILE)
+    full = with_u8_rgb_input(rec, size_hw=(48, 640), mean=[127.5] * 3, scale=[127.5] * 3)
+    core = ov.Core()
+    plain, top = core.compile_model(full, "CPU"), core.compile_model(with_best_class(full), "CPU")
+    page = pages[0]
+    x1, y1, x2, y2 = page.boxes[0]
+    quad = np.array([[x1, y1 - 8], [x2, y1 - 8], [x2, y2 + 8], [x1, y2 + 8]], np.float32)
+    crop = fit_width(crop_line(page.image, quad, 48), 640)[None]
+    probs = plain(crop)[plain.outputs[0]]
+    confidence, best = (top(crop)[o] for o in top.outputs)
+    assert best.shape == confidence.shape == (1, probs.shape[1], 1)
+    expected = ctc_greedy_decode(probs, task.alphabet)
+    assert expected[0] == page.lines[0]
+    assert ctc_decode_best(best, confidence, task.alphabet) == pytest.approx(expected)
+
+
+def test_bundled_tasks_follow_the_task_protocol() -> None:
+    for name in ("ppocr", "ppocr-det", "ppocr-cls"):
+        task = bundled(name)
+        assert isinstance(task, Task) and task.kind == name
+    with pytest.raises(ConfigError, match="ppocr-det"):
+        bundled("ppocr-large")
+
+
+def test_graphs_take_static_u8_rgb_images() -> None:
+    graphs = bundled("ppocr").graphs()
+    assert sorted(graphs) == ["cls", "det", "rec1280", "rec1920", "rec320", "rec640", "rec960"]
+    shapes = {name: g.inputs[0].get_partial_shape() for name, g in graphs.items()}
+    assert str(shapes["det"]) == "[1,640,640,3]"
+    assert str(shapes["cls"]) == "[1,48,192,3]"
+    assert str(shapes["rec640"]) == "[1,48,640,3]"
+    assert all(str(g.inputs[0].get_element_type()) == "<Type: 'uint8_t'>" for g in graphs.values())
+
+
+def test_decode_scale_reduces_for_detection_but_keeps_resolution_for_reading() -> None:
+    assert bundled("ppocr-det").decode_scale(1280, 960) == 2
+    assert bundled("ppocr-det").decode_scale(640, 480) == 1
+    assert bundled("ppocr-det").decode_scale(5200, 3900) == 8
+    assert bundled("ppocr").decode_scale(1280, 960) == 1
+    assert bundled("ppocr").decode_scale(4000, 3000) == 2
+
+
+def test_detection_boxes_cover_the_rendered_lines_in_source_pixels(
+    det: Engine, pages: list[Page]
+) -> None:
+    for page in pages:
+        prediction = det.predict(jpeg(page.image))  # decoded at half size
+        assert (prediction.width, prediction.height) == (1280, 960)
+        boxes = [a.box for a in prediction.annotations]
+        assert len(boxes) == len(page.boxes)
+        # reading order: the n-th detection is the n-th rendered line
+        for truth, found in zip(page.boxes, boxes, strict=True):
+            assert iou(truth, found) > 0.45
+            x1, y1, x2, y2 = truth
+            assert found[0] <= x1 + 2 and found[1] <= y1 + 2
+            assert found[2] >= x2 - 2 and found[3] >= y2 - 2
+        for a in prediction.annotations:
+            assert a.label == "text" and a.score > 0.5 and a.text is None
+            assert a.polygon is not None and len(a.polygon) == 8
+
+
+def test_detection_of_a_full_size_array_matches_the_half_size_decode(
+    det: Engine, pages: list[Page]
+) -> None:
+    page = pages[0]
+    full = det.predict(page.image)
+    half = det.predict(jpeg(page.image))
+    assert len(full.annotations) == len(half.annotations)
+    for a, b in zip(full.annotations, half.annotations, strict=True):
+        assert a.box == pytest.approx(b.box, abs=4)
+
+
+def test_ocr_reads_generated_pages_with_98_percent_character_accuracy(
+    ocr: Engine, tmp_path: Path
+) -> None:
+    errors = total = 0
+    for path, truth in write_pages(tmp_path, 4, seed=7, quality=90):
+        prediction = ocr.predict(path.read_bytes())
+        assert prediction.text is not None
+        errors += levenshtein(prediction.text, truth)
+        total += len(truth)
+        lines = prediction.text.split("\n")
+        assert len(lines) == len(truth.split("\n"))
+        assert [a.text for a in prediction.annotations] == lines  # one box per line here
+    assert 1 - errors / total >= 0.98
+
+
+def test_ocr_annotations_carry_text_scores_orientation_and_source_boxes(
+    ocr: Engine, pages: list[Page]
+) -> None:
+    page = pages[1]
+    prediction = ocr.predict(jpeg(page.image))
+    assert (prediction.width, prediction.height) == (1280, 960)
+    for a, truth, line in zip(prediction.annotations, page.boxes, page.lines, strict=True):
+        assert a.text == line
+        assert a.label == "text" and 0.5 <= a.score <= 1.0
+        assert a.class_label == "0" and a.class_score is not None
+        assert iou(truth, a.box) > 0.45
+
+
+def test_an_upside_down_line_is_turned_by_the_classifier(ocr: Engine, pages: list[Page]) -> None:
+    page = pages[2]
+    x1, y1, x2, y2 = page.boxes[0]
+    region = np.ascontiguousarray(page.image[y1 - 20 : y2 + 20, x1 - 20 : x2 + 20])
+    upside_down = np.ascontiguousarray(cv2.rotate(region, cv2.ROTATE_180))
+    prediction = ocr.predict(upside_down)
+    assert prediction.text == page.lines[0]
+    assert prediction.annotations[0].class_label == "180"
+
+
+def test_orientation_task_tells_upright_from_upside_down(pages: list[Page]) -> None:
+    page = pages[3]
+    with Engine(bundled("ppocr-cls")) as engine:
+        for box in page.boxes:
+            quad = np.array(
+                [[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]],
+                np.float32,
+            )
+            crop = crop_line(page.image, quad, 48)
+            upright = engine.predict(crop).annotations[0]
+            flipped = engine.predict(np.ascontiguousarray(cv2.rotate(crop, cv2.ROTATE_180)))
+            assert upright.label == "0" and upright.box == (0, 0, crop.shape[1], crop.shape[0])
+            assert flipped.annotations[0].label == "180"
+
+
+def test_save_and_load_round_trip_reads_the_same_text(
+    ocr: Engine, pages: list[Page], tmp_path: Path
+) -> None:
+    task = bundled("ppocr")
+    config = task.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([DET_FILE, CLS_FILE, REC_FILE])
+    loaded = OCRTask.load(tmp_path, config)
+    assert loaded.save(tmp_path / "again") == config
+    with Engine(loaded) as engine:
+        assert engine.predict(pages[0].image).text == ocr.predict(pages[0].image).text
+    for cls in (TextDetectionTask, TextOrientationTask):
+        small = cls()
+        assert isinstance(cls.load(tmp_path, small.save(tmp_path)), cls)
+
+
+def test_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
+    for name in (DET_FILE, CLS_FILE):
+        (tmp_path / name).write_bytes((bundled_models_dir() / name).read_bytes())
+    TextDetectionTask(tmp_path)
+    with pytest.raises(ModelError, match=REC_FILE):
+        OCRTask(tmp_path)
+
+
+def test_blank_page_has_no_text(ocr: Engine) -> None:
+    prediction = ocr.predict(np.full((480, 640, 3), 240, np.uint8))
+    assert prediction.annotations == () and prediction.text == ""
