@@ -45,7 +45,8 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     try:
         if command == "demo":
-            sh(BIN / "distinfer", "run", "configs/demo.yaml", *argv[1:])
+            sh(BIN / "distinfer", "demo-data", "out/demo/inputs")
+            sh(BIN / "distinfer", "run", "configs/demo.yaml", "--overwrite", *argv[1:])
         else:
             sh(BIN / "ruff", "check", "distinfer", "tests", "examples", "dev.py")
             sh(BIN / "ruff", "format", "--check", "distinfer", "tests", "examples", "dev.py")

@@ -7,6 +7,7 @@ models exist). Every failure is a ``ConfigError`` naming the key path.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -160,7 +161,7 @@ class RunConfig(_Section):
         if "://" in value:
             return value
         p = Path(value).expanduser()
-        return str(p if p.is_absolute() else Path(self.base_dir) / p)
+        return os.path.normpath(p if p.is_absolute() else Path(self.base_dir) / p)
 
     def check_paths(self) -> None:
         """Fail early on inputs or models that do not exist (no Ray needed)."""
@@ -193,7 +194,10 @@ def _apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str
                 raise ConfigError(f"cannot set {key}: {part} is not a section", key)
             node[part] = child = dict(child)
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw else None
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {exc}", key) from None
     return data
 
 

@@ -184,3 +184,36 @@ def write_pages(
         out.append((path, "\n".join(lines)))
     logger.debug("wrote %d pages to %s", n, folder)
     return out
+
+
+def write_scroll_video(
+    path: str | Path, frames: int = 90, seed: int = 0, size: tuple[int, int] = (640, 480)
+) -> Path:
+    """A video that scrolls down a tall generated page (a keyframe every 30 frames).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_scroll_video(Path(tmp) / "s.mp4", frames=3).name
+    's.mp4'
+    """
+    from .sinks import VideoSink
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    page = np.concatenate([render_page(rng, width, height)[0] for _ in range(3)], axis=0)
+    travel = page.shape[0] - height
+    with VideoSink(path, 10, size, overwrite=True, keyframe_interval=30) as sink:
+        for i in range(frames):
+            top = round(travel * i / max(frames - 1, 1))
+            sink.write(np.ascontiguousarray(page[top : top + height]))
+    return Path(path)
+
+
+def write_demo_inputs(folder: str | Path, pages: int = 24, frames: int = 90) -> Path:
+    """The demo's inputs: ``pages/`` of JPEG pages and ``scroll.mp4``; kept if present."""
+    folder = Path(folder)
+    if len(list((folder / "pages").glob("*.jpg"))) != pages:
+        write_pages(folder / "pages", pages)
+    if not (folder / "scroll.mp4").exists():
+        write_scroll_video(folder / "scroll.mp4", frames)
+    return folder

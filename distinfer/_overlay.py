@@ -53,9 +53,13 @@ def draw_prediction(image: np.ndarray, prediction: Prediction, *, copy: bool = T
         )
         if not ann.polygon:
             cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
-        caption = ann.text if ann.text is not None else f"{ann.label} {ann.score:.2f}"
-        if ann.class_label is not None:
-            caption += f" | {ann.class_label} {ann.class_score or 0:.2f}"
+        # OCR lines show their text; everything else its label(s) and score(s).
+        if ann.text is not None:
+            caption = ann.text
+        else:
+            caption = f"{ann.label} {ann.score:.2f}"
+            if ann.class_label is not None:
+                caption += f" | {ann.class_label} {ann.class_score or 0:.2f}"
         cv2.putText(
             canvas,
             caption,
