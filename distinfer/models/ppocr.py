@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import math
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -58,8 +59,14 @@ CLS_LABELS = ("0", "180")
 CLS_WINDOWS = 3
 
 
+#: A folder holding the PP-OCR files instead of the rapidocr wheel (air-gapped nodes).
+MODELS_DIR_ENV = "DISTINFER_PPOCR_DIR"
+
+
 def bundled_models_dir() -> Path:
-    """The folder of the model files inside the installed ``rapidocr`` wheel."""
+    """The folder of the model files: ``$DISTINFER_PPOCR_DIR``, else inside ``rapidocr``."""
+    if os.environ.get(MODELS_DIR_ENV):
+        return Path(os.environ[MODELS_DIR_ENV])
     try:
         return Path(str(importlib.resources.files("rapidocr") / "models"))
     except ModuleNotFoundError as exc:
@@ -67,10 +74,13 @@ def bundled_models_dir() -> Path:
 
 
 def _model_file(folder: Path, name: str) -> Path:
+    """``name`` (ONNX) in ``folder``, or the OpenVINO IR of the same stem beside it."""
     path = folder / name
-    if not path.is_file():
-        raise ModelError(f"{path}: PP-OCR model file not found")
-    return path
+    if path.is_file():
+        return path
+    if path.with_suffix(".xml").is_file():
+        return path.with_suffix(".xml")
+    raise ModelError(f"{path}: PP-OCR model file not found (nor {path.with_suffix('.xml').name})")
 
 
 def _box(quad: np.ndarray) -> tuple[float, float, float, float]:
@@ -167,9 +177,10 @@ class _PPOCRBase:
         """Copy the model files into ``folder``; return the config ``load`` takes."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for name, path in self.paths.items():
-            if path.resolve() != (folder / name).resolve():
-                shutil.copyfile(path, folder / name)
+        for path in self.paths.values():
+            for part in (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,):
+                if part.resolve() != (folder / part.name).resolve():
+                    shutil.copyfile(part, folder / part.name)
         return self._config()
 
 

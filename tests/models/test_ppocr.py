@@ -353,3 +353,24 @@ def test_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
 def test_blank_page_has_no_text(ocr: Engine) -> None:
     prediction = ocr.predict(np.full((480, 640, 3), 240, np.uint8))
     assert prediction.annotations == () and prediction.text == ""
+
+
+def test_models_can_come_from_a_folder_of_ir_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Air-gapped nodes: $DISTINFER_PPOCR_DIR with the detector as OpenVINO IR."""
+    import openvino as ov
+
+    from distinfer.models import ppocr
+
+    det = ov.Core().read_model(ppocr.bundled_models_dir() / ppocr.DET_FILE)
+    ov.save_model(det, tmp_path / "PP-OCRv6_det_small.xml")  # FP16-compressed weights
+    monkeypatch.setenv(ppocr.MODELS_DIR_ENV, str(tmp_path))
+    task = ppocr.bundled("ppocr-det")
+    assert task.graphs()["det"].inputs[0].get_partial_shape().to_shape() == [1, 640, 640, 3]
+    saved = tmp_path / "saved"
+    task.save(saved)
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "PP-OCRv6_det_small.bin",
+        "PP-OCRv6_det_small.xml",
+    ]
