@@ -24,22 +24,38 @@ from ._errors import InputError
 from ._overlay import draw_prediction
 from ._prediction import Prediction
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
-from .sources import ArchiveCache, read_bytes, read_segment
+from .sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 
 logger = logging.getLogger(__name__)
 
 
 def error_row(index: int, source: str, frame: int | None, error: str, node: str) -> dict[str, Any]:
     """The row of an item that failed: ``error`` set, no predictions."""
-    return {"index": index, "source": source, "frame": frame, "width": None, "height": None,
-            "predictions": [], "text": None, "tensors": [], "error": error, "node": node}
+    return {
+        "index": index,
+        "source": source,
+        "frame": frame,
+        "width": None,
+        "height": None,
+        "predictions": [],
+        "text": None,
+        "tensors": [],
+        "error": error,
+        "node": node,
+    }
 
 
 def result_row(
     index: int, source: str, frame: int | None, prediction: Prediction, node: str
 ) -> dict[str, Any]:
-    return {"index": index, "source": source, "frame": frame, **prediction.to_row(),
-            "error": None, "node": node}
+    return {
+        "index": index,
+        "source": source,
+        "frame": frame,
+        **prediction.to_row(),
+        "error": None,
+        "node": node,
+    }
 
 
 def describe(exc: BaseException) -> str:
@@ -75,7 +91,6 @@ class InferenceActor:
         self,
         model: ModelConfig,
         base_dir: str,
-        collector: Any,
         *,
         jobs: int | None,
         max_image_pixels: int,
@@ -92,7 +107,6 @@ class InferenceActor:
             cache_dir=model.cache_dir,
             max_image_pixels=max_image_pixels,
         ).start()
-        self.collector = collector
         self.max_file_bytes = max_file_bytes
         self.overlays_dir = Path(overlays_dir) if overlays_dir else None
         self.node = node
@@ -101,8 +115,12 @@ class InferenceActor:
     def info(self) -> dict[str, Any]:
         return {"node": self.node, "pid": os.getpid(), "jobs": self.engine.jobs}
 
-    def process(self, unit: WorkUnit) -> UnitDone:
-        """Infer every item of ``unit``, hand the rows to the collector, report."""
+    def process(self, unit: WorkUnit, collector: Any) -> UnitDone:
+        """Infer every item of ``unit``, hand the rows to ``collector``, report.
+
+        The collector comes with each unit rather than to the constructor: Ray
+        keeps constructor arguments that are handles for restarts, and warns.
+        """
         import ray
 
         start = time.perf_counter()
@@ -120,7 +138,9 @@ class InferenceActor:
             self._submit_video(unit, collect, pending)
         pending.wait()
         rows.sort(key=lambda r: r["index"])
-        epoch, _ = ray.get(self.collector.add.remote(rows))
+        # While the collector restarts, Ray holds this call and retries it on the new
+        # instance (max_task_retries=-1); the epoch it answers with tells the driver.
+        epoch, committed_until = ray.get(collector.add.remote(rows))
         errors = [r["error"] for r in rows if r["error"]]
         return UnitDone(
             unit_id=unit.unit_id,
@@ -129,12 +149,19 @@ class InferenceActor:
             errors=len(errors),
             busy_s=time.perf_counter() - start,
             collector_epoch=epoch,
+            committed_until=committed_until,
             error_samples=tuple(errors[:3]),
         )
 
     def _submit(
-        self, image: np.ndarray | bytes, index: int, source: str, frame: int | None,
-        overlay: Path | None, collect: Any, pending: _Countdown,
+        self,
+        image: np.ndarray | bytes,
+        index: int,
+        source: str,
+        frame: int | None,
+        overlay: Path | None,
+        collect: Any,
+        pending: _Countdown,
     ) -> None:
         def done(outcome: Outcome, pixels: np.ndarray | None) -> None:
             try:
@@ -157,14 +184,15 @@ class InferenceActor:
             if ref.error is not None:
                 collect(error_row(index, ref.source, None, ref.error, self.node))
                 continue
+            overlay = None
             try:
                 data = read_bytes(ref, self.max_file_bytes, archives=self.archives)
+                if self.overlays_dir is not None:
+                    name = ref.relpath or Path(ref.path).name
+                    overlay = overlay_path(self.overlays_dir, name, index)
             except InputError as exc:
                 collect(error_row(index, ref.source, None, str(exc), self.node))
                 continue
-            overlay = None
-            if self.overlays_dir is not None:
-                overlay = self.overlays_dir / f"{ref.relpath or Path(ref.path).name}.jpg"
             self._submit(data, index, ref.source, None, overlay, collect, pending)
 
     def _submit_video(self, unit: VideoUnit, collect: Any, pending: _Countdown) -> None:
@@ -172,8 +200,9 @@ class InferenceActor:
         try:
             for number, frame in read_segment(unit.path, unit.segment):
                 seen.add(number)
-                self._submit(frame, unit.base_index + number, unit.source, number, None,
-                             collect, pending)
+                self._submit(
+                    frame, unit.base_index + number, unit.source, number, None, collect, pending
+                )
         except InputError as exc:
             reason = str(exc)
         else:
@@ -181,6 +210,20 @@ class InferenceActor:
         for number in range(unit.segment.start_frame, unit.segment.end_frame):
             if number not in seen:
                 collect(error_row(unit.base_index + number, unit.source, number, reason, self.node))
+
+
+def overlay_path(folder: Path, relpath: str, index: int) -> Path:
+    """Where the overlay of an input goes: ``<folders>/<stem>-<index>.jpg`` inside ``folder``.
+
+    The name comes from the input (an archive member, a list entry): cleaned
+    again here so that no source can produce a path outside ``folder``. The
+    index keeps names unique (``../x.jpg`` and ``x.jpg`` clean to the same name).
+
+    >>> overlay_path(Path("/out"), "../../etc/x.jpg", 7)
+    PosixPath('/out/etc/x-7.jpg')
+    """
+    clean = Path(safe_relpath(relpath))
+    return folder / clean.parent / f"{clean.stem}-{index}.jpg"
 
 
 def _write_overlay(path: Path, rgb: np.ndarray) -> None:

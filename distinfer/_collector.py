@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from ._overlay import draw_prediction
-from ._prediction import Prediction
+from ._prediction import RESULT_SCHEMA, Prediction
 from .sinks import VideoSink
-from .sinks._parquet import ParquetSink, read_results
+from .sinks._parquet import ParquetSink
 from .sources import probe, read_segment, whole_video
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ class _VideoWriter:
         self.rows: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queued_rows)
         self.error: BaseException | None = None
         self.frames_written = 0
-        self._thread = threading.Thread(target=self._run, name="distinfer-video-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="distinfer-video-writer", daemon=True
+        )
         self._thread.start()
 
     def feed(self, row: dict[str, Any]) -> None:
@@ -65,7 +68,7 @@ class _VideoWriter:
         try:
             for out in self.outputs:
                 self._write_one(out)
-        except BaseException as exc:  # noqa: BLE001 - raised from close()
+        except BaseException as exc:
             logger.exception("annotated video failed")
             self.error = exc
         while self.rows.get() is not _END:  # keep the collector unblocked
@@ -120,14 +123,20 @@ class OrderedCollector:
         self.max_buffered = 0
         self._last_commit = time.monotonic()
         self.video = _VideoWriter(videos, max_queued_rows=256) if videos else None
+        self.first_image_index = max((v.base_index + v.frame_count for v in videos), default=0)
         if self.video is not None and self.next_index > 0:
             self._replay_committed_frames()
 
     def _replay_committed_frames(self) -> None:
+        """After a restart, feed the video writer the frame rows committed before."""
         assert self.video is not None
-        for row in read_results(self.sink.folder).to_pylist():
-            if row["frame"] is not None:
-                self.video.feed(row)
+        for part in self.sink.manifest["parts"]:
+            if part["first"] >= self.first_image_index:
+                break  # videos come first; the rest are images
+            table = pq.read_table(self.sink.folder / part["file"], schema=RESULT_SCHEMA)
+            for row in table.to_pylist():
+                if row["frame"] is not None:
+                    self.video.feed(row)
 
     def add(self, rows: Sequence[dict[str, Any]]) -> tuple[str, int]:
         """Take rows in any order; return ``(epoch, committed_until)``."""
@@ -154,6 +163,12 @@ class OrderedCollector:
         if time.monotonic() - self._last_commit > self.flush_interval_s:
             self.sink.flush()
             self._last_commit = time.monotonic()
+        return self.epoch, self.sink.committed_until
+
+    def flush(self) -> tuple[str, int]:
+        """Commit every row that is in order; return ``(epoch, committed_until)``."""
+        self.sink.flush()
+        self._last_commit = time.monotonic()
         return self.epoch, self.sink.committed_until
 
     def status(self) -> dict[str, Any]:

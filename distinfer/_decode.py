@@ -169,7 +169,8 @@ def decode_image(
     if fmt == "jpeg":
         frame = _jpeg_frame(data)
         size = None if frame is None else (frame[0], frame[1])
-        if frame is not None and not _jpeg_complete(data, frame[2]):
+        # With no frame header found, the file may end inside its header: no FFD9 at all.
+        if not (_jpeg_complete(data, frame[2]) if frame else _JPEG_EOI in data):
             raise InputError(
                 f"truncated JPEG ({len(data)} bytes, no end-of-image marker FFD9): "
                 "the file was cut short while being copied or written"

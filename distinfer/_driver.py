@@ -1,45 +1,35 @@
-"""The driver: enumerate inputs lazily, shard them across actors, keep the books.
+"""The driver: enumerate inputs lazily, start the actors, run the dispatcher.
 
 ``run(config)`` is what ``distinfer run`` does. It never touches pixels of
-file inputs: units carry references. Work in flight is bounded per actor,
-and no unit is sent further than ``reorder_buffer_items`` past the lowest
-unfinished index, so the collector's buffer stays bounded too. A unit whose
-actor dies goes back to the front of the queue; the collector drops the
-duplicates that a retry can produce.
+file inputs: units carry references. Everything that can be checked without
+Ray (configuration, model, output folders) is checked before Ray starts. The
+scheduling and the failure handling live in ``_dispatch``.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import heapq
 import itertools
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._actor import InferenceActor, describe, error_row
+from ._actor import InferenceActor, error_row
 from ._collector import OrderedCollector, VideoOutput
 from ._config import RunConfig
-from ._errors import ActorDiedError, InputError
+from ._dispatch import Abort, Dispatcher
+from ._errors import ActorDiedError, ConfigError, InputError
 from ._ray import ray_session
-from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
+from ._work import ImageUnit, VideoUnit, WorkUnit
 from .sinks._parquet import prepare_output
 from .sources import iter_images, plan_segments, probe
 
 logger = logging.getLogger(__name__)
-
-#: A unit that failed this many times is split into single items; a single item
-#: (or a video segment) that fails this many times becomes error rows.
-MAX_ATTEMPTS = 2
-#: How long a dead actor may take to come back before its node is given up.
-ACTOR_RESTART_TIMEOUT_S = 60.0
-WAIT_TIMEOUT_S = 0.5
 
 
 @dataclass
@@ -66,8 +56,11 @@ ProgressFn = Callable[[RunSummary, int | None], None]
 
 def fingerprint(config: RunConfig) -> str:
     """Identifies a job's results: same model and inputs, same indices."""
-    key = {"model": config.model.model_dump(), "input": config.input.model_dump(),
-           "base_dir": config.base_dir}
+    key = {
+        "model": config.model.model_dump(),
+        "input": config.input.model_dump(),
+        "base_dir": config.base_dir,
+    }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -152,36 +145,28 @@ def _video_outputs(config: RunConfig, plan: _Plan) -> list[VideoOutput]:
     if config.output.video is None:
         return []
     target = Path(config.resolve(config.output.video))
-    good = [(path, info, base) for path, info, base in plan.videos
-            if not isinstance(info, InputError)]
+    good = [
+        (path, info, base) for path, info, base in plan.videos if not isinstance(info, InputError)
+    ]
     outputs = []
     for n, (path, info, base) in enumerate(good):
-        out = target if len(good) == 1 else target.with_name(
-            f"{target.stem}-{n:03d}-{Path(path).stem}{target.suffix}")
+        out = (
+            target
+            if len(good) == 1
+            else target.with_name(f"{target.stem}-{n:03d}-{Path(path).stem}{target.suffix}")
+        )
         outputs.append(VideoOutput(path, str(out), base, info.frame_count))
     return outputs
 
 
-def _split(unit: WorkUnit, unit_ids: Iterator[int]) -> list[WorkUnit]:
-    if isinstance(unit, ImageUnit) and len(unit) > 1:
-        return [ImageUnit(next(unit_ids), (item,)) for item in unit.items]
-    return []
-
-
-def _failed_rows(unit: WorkUnit, reason: str) -> list[dict[str, Any]]:
-    if isinstance(unit, ImageUnit):
-        return [error_row(i, ref.source, None, reason, "driver") for i, ref in unit.items]
-    return [error_row(unit.base_index + n, unit.source, n, reason, "driver")
-            for n in range(unit.segment.start_frame, unit.segment.end_frame)]
-
-
-def start_actors(ray: Any, config: RunConfig, collector: Any) -> dict[str, Any]:
+def start_actors(ray: Any, config: RunConfig) -> dict[str, Any]:
     """One inference actor per alive node with CPUs (``actors_per_node`` each)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cluster = config.cluster
     actors: dict[str, Any] = {}
     remote_cls = ray.remote(InferenceActor)
+    overlays = config.resolve(config.output.overlays) if config.output.overlays else None
     for node in ray.nodes():
         cpus = node.get("Resources", {}).get("CPU", 0)
         if not node.get("Alive") or cpus <= 0:
@@ -203,11 +188,12 @@ def start_actors(ray: Any, config: RunConfig, collector: Any) -> dict[str, Any]:
                 max_concurrency=cluster.units_in_flight_per_actor + 1,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
             ).remote(
-                model, config.base_dir, collector,
+                model,
+                config.base_dir,
                 jobs=jobs,
                 max_image_pixels=config.input.max_image_pixels,
                 max_file_bytes=config.input.max_file_bytes,
-                overlays_dir=config.resolve(config.output.overlays) if config.output.overlays else None,
+                overlays_dir=overlays,
                 node=name,
             )
     if not actors:
@@ -215,222 +201,47 @@ def start_actors(ray: Any, config: RunConfig, collector: Any) -> dict[str, Any]:
     return actors
 
 
-class _Dispatcher:
-    """The scheduling loop: credits per actor, retries, the reorder window.
+def start_collector(ray: Any, config: RunConfig, plan: _Plan) -> Any:
+    """The collector, on this node: the output folders are this machine's paths."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    Each actor holds at most ``units_in_flight_per_actor`` units, so a faster
-    actor frees credits sooner and gets more work. A new unit is sent only if
-    its first index is within ``reorder_buffer_items`` of the lowest unit not
-    yet finished; retried units always go first.
-    """
+    here = ray.get_runtime_context().get_node_id()
+    return (
+        ray.remote(OrderedCollector)
+        .options(
+            num_cpus=0,
+            max_restarts=-1,  # it resumes from the manifest; the dispatcher resends the rest
+            max_task_retries=-1,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+        )
+        .remote(
+            config.resolve(config.output.parquet),
+            fingerprint(config),
+            rows_per_part=config.output.rows_per_part,
+            flush_interval_s=config.output.flush_interval_s,
+            videos=_video_outputs(config, plan),
+        )
+    )
 
-    def __init__(self, ray: Any, config: RunConfig, collector: Any, actors: dict[str, Any],
-                 units: Iterator[WorkUnit | dict[str, Any]], summary: RunSummary,
-                 progress: ProgressFn | None) -> None:
-        self.ray = ray
-        self.cluster = config.cluster
-        self.collector = collector
-        self.actors = actors
-        self.units = units
-        self.summary = summary
-        self.progress = progress
-        self.retry: deque[WorkUnit] = deque()
-        self.peeked: WorkUnit | None = None
-        self.exhausted = False
-        self.in_flight: dict[Any, tuple[str, WorkUnit]] = {}
-        self.load = dict.fromkeys(actors, 0)
-        self.suspect: dict[str, tuple[Any, float]] = {}  # actor -> (probe ref, since)
-        self.attempts: dict[int, int] = {}
-        self.open_heap: list[tuple[int, int]] = []  # (first index, unit id), lazily pruned
-        self.open_ids: set[int] = set()
-        self.acked: dict[int, WorkUnit] = {}  # acked; needed again if the collector restarts
-        self.epoch: str | None = None
-        self.unit_ids = itertools.count(10**12)  # ids for units made by splitting
 
-    # -- the window ------------------------------------------------------------------
-
-    def track(self, unit: WorkUnit) -> None:
-        self.open_ids.add(unit.unit_id)
-        heapq.heappush(self.open_heap, (unit.first_index, unit.unit_id))
-
-    def low_index(self) -> int | None:
-        while self.open_heap and self.open_heap[0][1] not in self.open_ids:
-            heapq.heappop(self.open_heap)
-        return self.open_heap[0][0] if self.open_heap else None
-
-    def next_unit(self) -> WorkUnit | None:
-        if self.retry:
-            return self.retry.popleft()
-        while self.peeked is None and not self.exhausted:
-            item = next(self.units, None)
-            if item is None:
-                self.exhausted = True
-            elif isinstance(item, dict):  # an error row known at enumeration
-                self.send_rows([item])
-            else:
-                self.peeked = item
-        if self.peeked is None:
-            return None
-        low = self.low_index()
-        if low is not None and self.peeked.first_index >= low + self.cluster.reorder_buffer_items:
-            return None  # too far ahead of the slowest unit: wait
-        unit, self.peeked = self.peeked, None
-        self.track(unit)
-        return unit
-
-    # -- the loop --------------------------------------------------------------------
-
-    def run(self) -> None:
-        while True:
-            self.fill()
-            if not self.in_flight and not self.suspect:
-                if self.exhausted and not self.retry and self.peeked is None:
-                    return
-                if not self.actors:
-                    raise ActorDiedError(
-                        "every inference actor died and none could be restarted; "
-                        "check the actors' logs (`ray logs`) for the cause, then rerun "
-                        "the same command to resume from what was committed"
-                    )
-            waiting = list(self.in_flight) + [probe for probe, _ in self.suspect.values()]
-            ready, _ = self.ray.wait(waiting, num_returns=1, timeout=WAIT_TIMEOUT_S)
-            for ref in ready:
-                if ref in self.in_flight:
-                    self.on_unit_done(ref)
-                else:
-                    self.on_probe_done(ref)
-            self.expire_suspects()
-            if self.progress is not None:
-                self.progress(self.summary, None)
-            self.check_error_budget()
-
-    def fill(self) -> None:
-        limit = self.cluster.units_in_flight_per_actor
-        while True:
-            free = [n for n in self.actors if n not in self.suspect and self.load[n] < limit]
-            if not free:
-                return
-            unit = self.next_unit()
-            if unit is None:
-                return
-            name = min(free, key=self.load.__getitem__)
-            self.in_flight[self.actors[name].process.remote(unit)] = (name, unit)
-            self.load[name] += 1
-
-    def on_unit_done(self, ref: Any) -> None:
-        name, unit = self.in_flight.pop(ref)
-        self.load[name] -= 1
+def create_output_folders(config: RunConfig) -> None:
+    """Create the output folders now, so a path that cannot be used fails before Ray."""
+    output = config.output
+    folders = {
+        "output.parquet": output.parquet,
+        "output.overlays": output.overlays,
+        "output.video": output.video and str(Path(config.resolve(output.video)).parent),
+    }
+    for key, folder in folders.items():
+        if folder is None:
+            continue
+        path = Path(config.resolve(folder))
         try:
-            done: UnitDone = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:
-            logger.warning("actor %s died while processing unit %d: %s", name, unit.unit_id, exc)
-            self.mark_suspect(name)
-            self.reschedule(unit, f"worker died ({type(exc).__name__})")
-            return
-        except self.ray.exceptions.RayTaskError as exc:
-            logger.warning("unit %d failed on %s: %s", unit.unit_id, name, exc)
-            self.reschedule(unit, describe(exc.cause or exc))
-            return
-        self.on_ack(unit, done)
-
-    def on_ack(self, unit: WorkUnit, done: UnitDone) -> None:
-        if self.epoch is not None and done.collector_epoch != self.epoch:
-            self.collector_restarted()
-        self.epoch = done.collector_epoch
-        self.open_ids.discard(unit.unit_id)
-        self.acked[unit.unit_id] = unit
-        s = self.summary
-        s.processed += done.items
-        s.errors += done.errors
-        if len(s.error_samples) < 10:
-            s.error_samples.extend(done.error_samples)
-        node = s.nodes.setdefault(done.node, {"items": 0, "errors": 0, "busy_s": 0.0})
-        node["items"] += done.items
-        node["errors"] += done.errors
-        node["busy_s"] += done.busy_s
-        if len(self.acked) > 4 * len(self.actors) * self.cluster.units_in_flight_per_actor:
-            self.forget_committed()
-
-    def forget_committed(self) -> None:
-        committed = self.ray.get(self.collector.status.remote())["committed_until"]
-        for unit_id, unit in list(self.acked.items()):
-            if unit.first_index + len(unit) <= committed:
-                del self.acked[unit_id]
-
-    def collector_restarted(self) -> None:
-        """A new collector epoch: rows it buffered are gone; send those units again."""
-        committed = self.ray.get(self.collector.status.remote())["committed_until"]
-        logger.warning("collector restarted; resending work from index %d", committed)
-        for unit in sorted(self.acked.values(), key=lambda u: u.first_index):
-            if unit.first_index + len(unit) > committed:
-                self.summary.processed -= len(unit)
-                self.track(unit)
-                self.retry.append(unit)
-        self.acked.clear()
-
-    def reschedule(self, unit: WorkUnit, reason: str) -> None:
-        attempts = self.attempts[unit.unit_id] = self.attempts.get(unit.unit_id, 0) + 1
-        if attempts < MAX_ATTEMPTS:
-            self.retry.appendleft(unit)
-            return
-        self.open_ids.discard(unit.unit_id)
-        parts = _split(unit, self.unit_ids)
-        if not parts:  # one item, or a video segment: its rows record the failure
-            self.send_rows(_failed_rows(unit, f"failed {attempts} times; last: {reason}"))
-            return
-        for part in parts:  # isolate the item that kills workers
-            self.attempts[part.unit_id] = MAX_ATTEMPTS - 1
-            self.track(part)
-        self.retry.extendleft(reversed(parts))
-
-    def send_rows(self, rows: list[dict[str, Any]]) -> None:
-        self.ray.get(self.collector.add.remote(rows))
-        self.summary.processed += len(rows)
-        self.summary.errors += len(rows)
-        if len(self.summary.error_samples) < 10:
-            self.summary.error_samples.append(rows[0]["error"])
-
-    # -- actor health ----------------------------------------------------------------
-
-    def mark_suspect(self, name: str) -> None:
-        if name in self.actors and name not in self.suspect:
-            self.suspect[name] = (self.actors[name].info.remote(), time.monotonic())
-
-    def on_probe_done(self, ref: Any) -> None:
-        name = next(n for n, (probe, _) in self.suspect.items() if probe == ref)
-        del self.suspect[name]
-        try:
-            self.ray.get(ref)
-            logger.info("actor %s is back", name)
-        except self.ray.exceptions.RayActorError:
-            logger.warning("actor %s is gone for good", name)
-            self.drop_actor(name)
-
-    def expire_suspects(self) -> None:
-        now = time.monotonic()
-        for name, (_, since) in list(self.suspect.items()):
-            if now - since > ACTOR_RESTART_TIMEOUT_S:
-                del self.suspect[name]
-                logger.warning("actor %s not back after %.0f s", name, ACTOR_RESTART_TIMEOUT_S)
-                self.drop_actor(name)
-
-    def drop_actor(self, name: str) -> None:
-        self.actors.pop(name, None)
-        self.load.pop(name, None)
-
-    def check_error_budget(self) -> None:
-        s = self.summary
-        limit = self.cluster.max_error_fraction
-        if limit < 1.0 and s.processed >= 20 and s.errors > limit * s.processed:
-            s.aborted = (
-                f"{s.errors} of {s.processed} items failed, more than "
-                f"cluster.max_error_fraction={limit}"
-            )
-            raise _Abort(s.aborted)
-
-
-class _Abort(Exception):
-    """Raised inside the loop when the error budget is spent."""
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create folder {path}: {exc.strerror or exc}", key) from None
+        if not path.is_dir():
+            raise ConfigError(f"{path} is not a folder", key)
 
 
 def run(
@@ -439,42 +250,50 @@ def run(
     """Run a job to the end; see the module docstring. Raises ``ConfigError``,
     ``OutputError`` or ``ActorDiedError``; item failures are counted, not raised.
 
+    A run whose output holds an unfinished run of the same job resumes it:
+    only the indices not yet committed are computed.
+
     >>> summary = run(RunConfig.load("configs/demo.yaml"))     # doctest: +SKIP
     >>> summary.errors                                       # doctest: +SKIP
     0
     """
     config.check_paths()
     config.model.build_task(config.base_dir)  # a bad model fails here, before Ray starts
-    parquet_dir = config.resolve(config.output.parquet)
-    resume_from = prepare_output(parquet_dir, fingerprint(config), overwrite=overwrite)
+    resume_from = prepare_output(
+        config.resolve(config.output.parquet), fingerprint(config), overwrite=overwrite
+    )
+    create_output_folders(config)
     started = time.perf_counter()
     summary = RunSummary(resumed_from=resume_from)
     plan = plan_videos(config)
     with ray_session(config.cluster.address, dashboard=config.cluster.dashboard) as ray:
-        collector = ray.remote(OrderedCollector).options(
-            num_cpus=0, max_restarts=-1, max_task_retries=-1,
-        ).remote(
-            parquet_dir, fingerprint(config),
-            rows_per_part=config.output.rows_per_part,
-            flush_interval_s=config.output.flush_interval_s,
-            videos=_video_outputs(config, plan),
-        )
-        actors = start_actors(ray, config, collector)
-        enumeration = Enumeration(config, plan, resume_from)
-        dispatcher = _Dispatcher(
-            ray, config, collector, actors, iter(enumeration), summary, progress
-        )
+        collector = start_collector(ray, config, plan)
+        actors: dict[str, Any] = {}
         try:
-            dispatcher.run()
-        except _Abort:
+            actors = start_actors(ray, config)
+            enumeration = Enumeration(config, plan, resume_from)
+            dispatcher = Dispatcher(
+                ray, config.cluster, collector, dict(actors), iter(enumeration), summary, progress
+            )
+            try:
+                dispatcher.run()
+            except Abort:
+                dispatcher.collector_call(collector.flush.remote())  # a rerun resumes after it
+                summary.elapsed_s = time.perf_counter() - started
+                return summary
+            assert enumeration.total is not None
+            total = summary.total = enumeration.total
             summary.elapsed_s = time.perf_counter() - started
-            return summary
-        assert enumeration.total is not None
-        total = summary.total = enumeration.total
-        summary.elapsed_s = time.perf_counter() - started
-        stats = {"elapsed_s": summary.elapsed_s, "items_per_s": summary.items_per_s,
-                 "nodes": summary.nodes, "resumed_from": resume_from}
-        summary.manifest = ray.get(collector.finish.remote(total, stats))
+            stats = {
+                "elapsed_s": summary.elapsed_s,
+                "items_per_s": summary.items_per_s,
+                "nodes": summary.nodes,
+                "resumed_from": resume_from,
+            }
+            summary.manifest = dispatcher.collector_call(collector.finish.remote(total, stats))
+        finally:
+            for actor in [*actors.values(), collector]:
+                ray.kill(actor, no_restart=True)
     if progress is not None:
         progress(summary, total)
     return summary

@@ -9,7 +9,9 @@ Every error derives from ``DistinferError``; catch that to catch them all::
     ├── InferenceError       failures collected from asynchronous items
     ├── WorkerError          a distributed worker failed
     │   └── ActorDiedError   an inference actor died and none is left to take over
-    └── OutputError          results cannot be written (e.g. output exists)
+    └── OutputError          results cannot be written
+        └── OutputExistsError  the output holds a finished or another job's run
+                               (also a ConfigError: the CLI exits with code 2)
 """
 
 from __future__ import annotations
@@ -64,3 +66,11 @@ class ActorDiedError(WorkerError):
 
 class OutputError(DistinferError):
     """Results cannot be written."""
+
+
+class OutputExistsError(OutputError, ConfigError):
+    """The output folder already holds a finished run, or another job's results.
+
+    A usage problem rather than a failure, hence also a ``ConfigError``: pass
+    ``--overwrite`` (``overwrite=True``) or choose another ``output.parquet``.
+    """

@@ -60,7 +60,12 @@ WorkUnit = ImageUnit | VideoUnit
 
 @dataclass(frozen=True)
 class UnitDone:
-    """An actor's answer for one unit: its rows are already with the collector."""
+    """An actor's answer for one unit: its rows are already with the collector.
+
+    ``collector_epoch`` names the collector instance that took the rows, and
+    ``committed_until`` is what it had committed then: the driver needs both to
+    resend what a collector restart lost.
+    """
 
     unit_id: int
     node: str
@@ -68,5 +73,6 @@ class UnitDone:
     errors: int
     busy_s: float
     collector_epoch: str
+    committed_until: int = 0
     error_samples: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

@@ -25,13 +25,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._errors import OutputError
+from .._errors import OutputError, OutputExistsError
 from .._prediction import RESULT_SCHEMA
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
 FORMAT = "distinfer-results"
+_KEY = "output.parquet"
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any] | None:
@@ -53,6 +54,7 @@ def prepare_output(folder: str | Path, fingerprint: str, *, overwrite: bool) -> 
 
     A finished output is refused unless ``overwrite``; so is an unfinished one
     from a different job (another fingerprint). ``overwrite`` deletes it.
+    Refusals raise ``OutputExistsError`` naming ``output.parquet``.
     """
     folder = Path(folder)
     if overwrite and folder.exists():
@@ -60,26 +62,31 @@ def prepare_output(folder: str | Path, fingerprint: str, *, overwrite: bool) -> 
         if folder.is_dir() and ((folder / MANIFEST).exists() or not any(folder.iterdir())):
             shutil.rmtree(folder)
         else:
-            raise OutputError(
+            raise OutputExistsError(
                 f"{folder} exists and is not a distinfer results folder; "
-                "refusing to delete it, choose another output.parquet"
+                "refusing to delete it, choose another output.parquet",
+                _KEY,
             )
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"output.parquet {folder} exists and is not a folder")
+        raise OutputExistsError(f"{folder} exists and is not a folder", _KEY)
     manifest = read_manifest(folder) if folder.exists() else None
     if manifest is None:
         if folder.exists() and any(p.name.startswith("part-") for p in folder.iterdir()):
-            raise OutputError(f"{folder} holds parts but no manifest; rerun with --overwrite")
+            raise OutputExistsError(
+                f"{folder} holds parts but no manifest; rerun with --overwrite", _KEY
+            )
         return 0
     if manifest.get("finished"):
-        raise OutputError(
+        raise OutputExistsError(
             f"{folder} already holds a finished run ({manifest.get('total')} items); "
-            "rerun with --overwrite to replace it"
+            "rerun with --overwrite to replace it",
+            _KEY,
         )
     if manifest.get("fingerprint") != fingerprint:
-        raise OutputError(
+        raise OutputExistsError(
             f"{folder} holds an unfinished run of a different job (other model or inputs); "
-            "rerun with --overwrite to replace it, or choose another output.parquet"
+            "rerun with --overwrite to replace it, or choose another output.parquet",
+            _KEY,
         )
     resume: int = manifest["committed_until"]
     return resume

@@ -1,0 +1,133 @@
+"""Secure defaults: the embedded Ray on loopback with token authentication and no job
+API; configuration loaded safely; nothing from the inputs unpickled or executed."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+from _jobs import job_config, write_images
+
+import distinfer
+from distinfer import RunConfig
+
+PACKAGE = Path(distinfer.__file__).parent
+
+
+def answers_job_api(port: int) -> bool:
+    """True when ``port`` serves Ray's job submission API (a JSON list of jobs)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/", timeout=2) as reply:
+            json.loads(reply.read(65536))
+            return bool(reply.status == 200)
+    except (OSError, ValueError, urllib.error.URLError):
+        return False  # not HTTP, an error, or not JSON (e.g. a metrics endpoint)
+
+
+def test_the_embedded_ray_listens_on_loopback_only_with_token_auth_and_no_job_api(
+    tmp_path: Path, cli: Any, processes: Any
+) -> None:
+    write_images(tmp_path / "imgs", 150)
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            job_config(
+                tmp_path,
+                input={"images": str(tmp_path / "imgs")},
+                output={"rows_per_part": 10},
+                cluster={"items_per_unit": 2},
+            )
+        )
+    )
+    child = cli.start("run", str(config))  # no loopback switch in its environment
+    tree: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "results" / "part-000000000000-000000000009.parquet").exists():
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        tree = processes.descendants(child.pid)  # every Ray process is up by now
+        sockets = processes.listening(list(tree))
+        servers = [pid for pid, cmd in tree.items() if "gcs_server" in cmd or "raylet" in cmd]
+        auth_modes = {processes.environ(pid).get("RAY_AUTH_MODE") for pid in servers}
+        _, err = child.communicate(timeout=90)
+    finally:
+        child.kill()
+        processes.end(tree)
+    assert child.returncode == 0, err[-3000:]
+
+    titles = " ".join(tree.values())
+    assert "gcs_server" in titles and "raylet" in titles and "ray::InferenceActor" in titles
+    listeners = {s.pid for s in sockets}
+    assert any("gcs_server" in tree[pid] for pid in listeners)
+    assert any("raylet" in tree[pid] for pid in listeners)
+    exposed = [(s.address, s.port, tree[s.pid][:60]) for s in sockets if not s.loopback]
+    assert exposed == []
+    assert not any(answers_job_api(s.port) for s in sockets)
+    assert "Token authentication is enabled" in err  # Ray says so when it turns it on
+    assert auth_modes == {"token"}
+
+
+def test_defaults_keep_the_dashboard_off_and_token_authentication_on() -> None:
+    config = RunConfig.parse(
+        {"model": {"name": "ppocr"}, "input": {"images": "x"}, "output": {"parquet": "y"}}
+    )
+    assert config.cluster.dashboard is False and config.cluster.address is None
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"RAY_AUTH_MODE\W+disabled", text), path
+        assert "0.0.0.0" not in text, path
+
+
+#: Calls that would run or unpickle what they are given.
+UNSAFE_CALLS = {
+    "pickle.load",
+    "pickle.loads",
+    "cloudpickle.load",
+    "cloudpickle.loads",
+    "marshal.load",
+    "marshal.loads",
+    "shelve.open",
+    "yaml.load",
+    "yaml.unsafe_load",
+    "yaml.full_load",
+    "eval",
+    "exec",
+    "compile",
+    "os.system",
+    "os.popen",
+}
+
+
+def dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def test_nothing_from_the_inputs_is_unpickled_or_executed() -> None:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = dotted(node.func)
+            keywords = {k.arg: k.value for k in node.keywords}
+            allow_pickle = keywords.get("allow_pickle")
+            shell = keywords.get("shell")
+            if (
+                name in UNSAFE_CALLS
+                or (isinstance(allow_pickle, ast.Constant) and allow_pickle.value is True)
+                or (isinstance(shell, ast.Constant) and shell.value is True)
+            ):
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {name}")
+    assert found == []
