@@ -36,7 +36,7 @@ from model_api.models import ImageModel, Model
 
 from .._errors import ConfigError, ModelError
 from .._prediction import Annotation, Prediction
-from ._openvino import MODEL_SUFFIXES, read_model
+from ._openvino import MODEL_SUFFIXES, model_info, read_model
 from ._raw import STAGE, copy_model_files, largest_reduction
 from ._task import InferFn
 
@@ -228,14 +228,7 @@ _CONVERTERS: dict[str, _Converter] = {
 
 def read_model_info(path: Path) -> dict[str, str]:
     """``rt_info/model_info`` of a model file as strings (empty when it has none)."""
-    return _model_info(read_model(path))
-
-
-def _model_info(model: ov.Model) -> dict[str, str]:
-    if not model.has_rt_info(["model_info"]):
-        return {}
-    info = model.get_rt_info(["model_info"]).astype(dict)
-    return {str(k): str(v.astype(str) if hasattr(v, "astype") else v) for k, v in info.items()}
+    return model_info(read_model(path))
 
 
 def _resolve_type(path: Path, kind: str | None, declared: str | None) -> tuple[str, str]:
@@ -289,7 +282,7 @@ class ModelApiTask:
         graph = read_model(self.path)  # clear errors for a missing file or a bad suffix
         self.labels = list(labels) if labels is not None else None
         self.options = dict(options)
-        declared = model_type or _model_info(graph).get("model_type")
+        declared = model_type or model_info(graph).get("model_type")
         self.model_type, self.kind = _resolve_type(self.path, kind, declared)
         self._wrapper = self._create_wrapper()
         self._graph, self._resize_here = self._static_graph()

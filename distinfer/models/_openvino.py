@@ -32,6 +32,14 @@ def read_model(path: str | Path) -> ov.Model:
         raise ModelError(f"{path}: OpenVINO cannot read this model: {exc}") from exc
 
 
+def model_info(model: ov.Model) -> dict[str, str]:
+    """``rt_info/model_info`` (as Geti and OTX export it) as strings; empty when absent."""
+    if not model.has_rt_info(["model_info"]):
+        return {}
+    info = model.get_rt_info(["model_info"]).astype(dict)
+    return {str(k): str(v.astype(str) if hasattr(v, "astype") else v) for k, v in info.items()}
+
+
 def input_hw(model: ov.Model, layout: str = "NCHW") -> tuple[int, int] | None:
     """The static (height, width) of the model's first input, or None when dynamic."""
     shape = model.inputs[0].get_partial_shape()

@@ -18,7 +18,7 @@ import openvino as ov
 
 from .._errors import ConfigError, ModelError
 from .._prediction import Prediction
-from ._openvino import input_hw, read_model, with_u8_rgb_input
+from ._openvino import input_hw, model_info, read_model, with_u8_rgb_input
 from ._task import InferFn
 
 logger = logging.getLogger(__name__)
@@ -77,12 +77,6 @@ def _floats(value: Any) -> list[float] | None:
         value = value.replace(",", " ").split()
     values = [float(v) for v in value]
     return values or None
-
-
-def _model_info(model: ov.Model, key: str) -> str | None:
-    if not model.has_rt_info(["model_info", key]):
-        return None
-    return str(model.get_rt_info(["model_info", key]).astype(str))
 
 
 def _guess_layout(model: ov.Model) -> str:
@@ -144,12 +138,13 @@ class RawTask:
             raise ConfigError(f"layout must be NCHW or NHWC, got {layout!r}", key="layout")
         # model_api's convention: the caller's image is RGB (as the Geti SDK passes it),
         # reverse_input_channels means the model wants the other order.
-        reverse = (_model_info(graph, "reverse_input_channels") or "").lower()
+        info = model_info(graph)
+        reverse = info.get("reverse_input_channels", "").lower()
         self.color = (color or ("BGR" if reverse in ("true", "yes", "1") else "RGB")).upper()
         if self.color not in ("RGB", "BGR"):
             raise ConfigError(f"color must be 'RGB' or 'BGR', got {color!r}", key="color")
-        self.mean = _floats(mean) or _floats(_model_info(graph, "mean_values"))
-        self.scale = _floats(scale) or _floats(_model_info(graph, "scale_values"))
+        self.mean = _floats(mean) or _floats(info.get("mean_values"))
+        self.scale = _floats(scale) or _floats(info.get("scale_values"))
         hw = input_hw(graph, self.layout)
         if size is not None:
             if len(size) != 2 or min(size) < 1:
