@@ -60,6 +60,17 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"{config}: ok")
 
 
+@main.command("demo-data")
+@click.argument("folder", type=click.Path(file_okay=False), default="out/demo/inputs")
+@click.option("--pages", type=int, default=24, show_default=True)
+@click.option("--frames", type=int, default=90, show_default=True)
+def demo_data(folder: str, pages: int, frames: int) -> None:
+    """Write the demo's generated inputs (document pages and a video) into FOLDER."""
+    from ._demo import write_demo_inputs
+
+    click.echo(f"demo inputs in {write_demo_inputs(folder, pages, frames)}")
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @set_option
@@ -119,6 +130,96 @@ def submit(
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ITEMS_FAILED)
     sys.exit(code)
+
+
+@main.command()
+@click.option(
+    "--modes",
+    default="limit,plain,sync,async,video",
+    show_default=True,
+    help="Comma-separated: limit, plain, sync, async, video (engine); distributed, "
+    "raydata, cls, collector, memory (Ray); or engine, ray, all.",
+)
+@click.option(
+    "--model", default="ppocr-det", show_default=True, help="A bundled model name or a model file."
+)
+@click.option(
+    "--images",
+    "num_images",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Generated 1280x960 document JPEGs to run on.",
+)
+@click.option(
+    "--images-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Run on the images of this folder instead.",
+)
+@click.option(
+    "--seconds",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Duration of each bare-model limit measurement.",
+)
+@click.option(
+    "--repeat",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Rounds of the engine modes, interleaved; medians reported (limit: the highest).",
+)
+@click.option("--crops", type=int, default=5000, show_default=True, help="Crops for cls.")
+@click.option(
+    "--collector-rows",
+    type=int,
+    default=200_000,
+    show_default=True,
+    help="Rows fed to the collector.",
+)
+@click.option(
+    "--memory-sizes",
+    default="1000,50000",
+    show_default=True,
+    help="The two run sizes compared by memory.",
+)
+@click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
+def bench(
+    modes: str,
+    model: str,
+    num_images: int,
+    images_dir: str | None,
+    seconds: float,
+    repeat: int,
+    crops: int,
+    collector_rows: int,
+    memory_sizes: str,
+    device: str,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Measure speed: every figure as a ratio to the bare model's limit, in one run."""
+    from ._bench import bench_cli
+
+    sys.exit(
+        bench_cli(
+            modes,
+            images_dir,
+            memory_sizes,
+            as_json,
+            model=model,
+            images=num_images,
+            seconds=seconds,
+            repeat=repeat,
+            crops=crops,
+            collector_rows=collector_rows,
+            device=device,
+            overrides=tuple(overrides),
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,692 @@
+"""The Ray modes of ``distinfer bench``: distributed runs, Ray Data, collector, memory.
+
+- ``distributed``: ``distinfer.run`` on the bench pages (an embedded local Ray
+  when none is running), between two limit measurements (the higher is used).
+  The ratio uses the steady rate, from the first result to the start of the
+  drain; the rate from the first result to the end and the whole wall time (Ray
+  start, actor start, Parquet commit, shutdown) are reported beside it, with the
+  CPU time per item of every process of the run;
+- ``raydata``: ``read_binary_files -> map_batches(actor pool) -> write_parquet``
+  running the same ``Engine`` and rows, against a ``distinfer.run`` of the same
+  pages in the same Ray session (both from job start to the last file written);
+- ``cls``: the small ``ppocr-cls`` model on rendered text-line crops, distributed
+  like ``distributed``, against its own bare-model limit: per-item overhead;
+- ``collector``: the ``OrderedCollector`` actor alone, fed realistic rows in
+  shuffled units by a few sender actors (8 rows a call, as actors send them, and
+  64); beside it the Ray transport alone (a no-op actor) and the Arrow
+  conversion and Parquet write alone, to show where its time goes;
+- ``memory``: peak RSS (VmHWM) of the driver and of the collector for two run
+  sizes, each run in a fresh process (a process's peak only grows).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._bench import (
+    BenchOptions,
+    BenchSkipped,
+    Echo,
+    Report,
+    bare_model,
+    guard,
+    image_paths,
+    measure_limit,
+    timed,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Rows per ``collector.add`` call, as an inference actor sends them (``items_per_unit``).
+COLLECTOR_BATCH_ROWS = 8
+COLLECTOR_SENDERS = 4
+#: Ray Data's batch: 32 ran faster than 8 (our unit size) in trials here; Ray Data gets the best.
+RAYDATA_BATCH_ROWS = 32
+#: Units are shuffled within windows of this many rows (the driver's reorder bound).
+COLLECTOR_WINDOW_ROWS = 4096
+MEMORY_IMAGE_SIZE = 32
+MEMORY_SAMPLE_INTERVAL_S = 0.1
+MEMORY_CHILD_TIMEOUT_S = 1800
+
+
+# -- distributed runs ----------------------------------------------------------------
+
+
+@dataclass
+class RunTiming:
+    """A ``run`` progress function that notes when each unit's results arrive."""
+
+    clock: Callable[[], float] = time.perf_counter
+    acks: list[tuple[float, int]] = field(default_factory=list)  # (time, items so far)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def __call__(self, summary: Any, total: int | None) -> None:
+        if summary.processed > (self.acks[-1][1] if self.acks else 0):
+            self.acks.append((self.clock(), summary.processed))
+
+    def steady_items_per_s(self, drain_items: int) -> float | None:
+        """Items per second with the pipeline full at both ends of the window.
+
+        Items of several units run interleaved in an actor, so when the first unit
+        is acknowledged the others in flight are partly done, and the last
+        ``drain_items`` (all in flight at once) finish in a burst. The window runs
+        from the first acknowledgement to the last one before that drain, where the
+        work in flight is the same; None when the window holds fewer items than the
+        drain (too short to mean anything).
+        """
+        if not self.acks:
+            return None
+        t0, n0 = self.acks[0]
+        end = [(t, n) for t, n in self.acks if n <= self.acks[-1][1] - drain_items and t > t0]
+        if not end:
+            return None
+        t1, n1 = end[-1]
+        return (n1 - n0) / (t1 - t0) if n1 - n0 >= drain_items else None
+
+    def first_to_end_items_per_s(self) -> float | None:
+        """Items after the first acknowledgement over the time from it to the last."""
+        if len(self.acks) < 2:
+            return None
+        (t0, n0), (t1, n1) = self.acks[0], self.acks[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else None
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    items: int
+    wall_s: float
+    first_result_s: float | None
+    steady_items_per_s: float | None
+    first_to_end_items_per_s: float | None
+    cpu_s: dict[str, float] = field(default_factory=dict)  # by process title, whole run
+    peak_mb: dict[str, float] = field(default_factory=dict)  # VmHWM, by process title
+
+    @property
+    def wall_items_per_s(self) -> float:
+        return self.items / self.wall_s
+
+
+def _run_config(model: str, images: Path, out: Path, overrides: Sequence[str]) -> Any:
+    from ._config import BUNDLED_MODELS, RunConfig
+
+    section = {"name": model} if model in BUNDLED_MODELS else {"path": str(Path(model).resolve())}
+    return RunConfig.parse(
+        {
+            "model": section,
+            "input": {"images": str(images)},
+            "output": {"parquet": str(out)},
+            "cluster": {"progress": "off"},
+        },
+        overrides,
+    )
+
+
+def timed_run(
+    model: str, images: Path, out: Path, overrides: Sequence[str], watch_s: float = 0.2
+) -> RunFigures:
+    """One ``distinfer.run`` of ``model`` over ``images``; every item must succeed.
+
+    Its processes are sampled every ``watch_s`` seconds (CPU time, peak RSS)."""
+    from ._driver import run
+
+    config = _run_config(model, images, out, overrides)
+    timing = RunTiming()
+    with ProcessWatch(watch_s) as watch:
+        summary = run(config, overwrite=True, progress=timing)
+    wall = time.perf_counter() - timing.started
+    if summary.aborted or summary.errors or summary.total != summary.processed:
+        raise RuntimeError(
+            f"run of {model} on {images}: {summary.errors} errors of {summary.total} "
+            f"({summary.aborted or 'not aborted'}); first: {summary.error_samples[:1]}"
+        )
+    first = timing.acks[0][0] - timing.started if timing.acks else None
+    cluster = config.cluster
+    drain = cluster.units_in_flight_per_actor * cluster.items_per_unit * max(1, len(summary.nodes))
+    return RunFigures(
+        summary.total,
+        wall,
+        first,
+        timing.steady_items_per_s(drain),
+        timing.first_to_end_items_per_s(),
+        watch.cpu_s_by_title(),
+        watch.peak_mb_by_title(),
+    )
+
+
+def bracketed_run(
+    options: BenchOptions, report: Report, mode: str, model: str, images: Path, out: Path
+) -> None:
+    """A timed run between two limit measurements of the same model, reported as ``mode``.
+
+    The ratio uses the higher of the two limits: when other work slows the
+    machine down for part of the time, the ratio errs low, never high.
+    """
+    bare = bare_model(model)
+    before, _ = measure_limit(bare, options.seconds, options.device)
+    figures = timed_run(model, images, out, options.overrides)
+    after, _ = measure_limit(bare, options.seconds, options.device)
+    limit = max(before, after, key=lambda s: s.fps)
+    report.add(mode, f"{mode}_limit_fps", limit.fps, "images/s, bare model, max of 2")
+    report.values[f"{mode}_limit_fps_before_after"] = [before.fps, after.fps]
+    steady = figures.steady_items_per_s
+    if steady is None:
+        report.notes[mode] = "run too short for a steady window: the wall rate stands in"
+        steady = figures.wall_items_per_s
+    rates = [
+        ("items_per_s", steady, "items/s, steady (pipeline full)"),
+        ("first_to_end_items_per_s", figures.first_to_end_items_per_s, "items/s, 1st result->end"),
+        ("wall_items_per_s", figures.wall_items_per_s, "items/s, whole wall"),
+    ]
+    for key, value, label in rates:
+        if value is not None:
+            report.add(mode, f"{mode}_{key}", value, label, f"{value / limit.fps:.3f} x limit")
+    report.add(mode, f"{mode}_wall_s", figures.wall_s, "s")
+    if figures.first_result_s is not None:
+        report.add(mode, f"{mode}_first_result_s", figures.first_result_s, "s")
+    cpu = {
+        k: 1e3 * v / figures.items for k, v in sorted(figures.cpu_s.items(), key=lambda kv: -kv[1])
+    }
+    report.values[f"{mode}_cpu_ms_per_item"] = cpu
+    total = sum(cpu.values())
+    vs = f"{limit.cpu_ms / total:.3f} limit/run"
+    report.add(mode, f"{mode}_cpu_ms_per_item_total", total, "ms CPU/item, all processes", vs)
+    report.values[f"{mode}_limit_cpu_ms_per_item"] = limit.cpu_ms
+    for title, ms in list(cpu.items())[:4]:
+        report.rows.append((mode, f"  of which {title}", ms, "ms CPU/item", ""))
+    bound = 0.85 if mode == "distributed" else 0.5
+    report.target(f"{mode}_vs_limit", f"{mode}_items_per_s", f"{mode}_limit_fps", bound)
+
+
+def distributed_mode(options: BenchOptions, report: Report, pages: Path, workdir: Path) -> None:
+    import ray
+
+    report.values["distributed_ray_started"] = started = not ray.is_initialized()
+    out = workdir / "distributed"
+    bracketed_run(options, report, "distributed", options.model, pages, out)
+    report.notes["distributed"] = (
+        "whole wall and CPU "
+        + ("include Ray's start and shutdown" if started else "(Ray was up)")
+        + "; the ratio to limit uses the steady rate (first result to the start of the drain)"
+    )
+
+
+def cls_mode(options: BenchOptions, report: Report, workdir: Path) -> None:
+    import cv2
+
+    from ._demo import render_crops
+
+    folder = workdir / "crops"
+    folder.mkdir(exist_ok=True)
+    for i, crop in enumerate(render_crops(np.random.default_rng(0), options.crops)):
+        cv2.imwrite(str(folder / f"crop_{i:06d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    bracketed_run(options, report, "cls", "ppocr-cls", folder, workdir / "cls")
+
+
+# -- Ray Data -------------------------------------------------------------------------
+
+
+class RayDataEngine:
+    """``map_batches`` callable: distinfer's ``Engine`` and result rows inside Ray Data."""
+
+    def __init__(self, model: str, indices: dict[str, int]) -> None:
+        from ._engine import Engine
+        from .models import task_from_model
+
+        self.engine = Engine(task_from_model(model)).start()
+        self.indices = indices
+
+    def __call__(self, batch: dict[str, Any]) -> Any:
+        import pyarrow as pa
+
+        from ._actor import describe, error_row, result_row
+        from ._prediction import RESULT_SCHEMA
+
+        paths = [str(p) for p in batch["path"]]
+        rows: list[dict[str, Any] | None] = [None] * len(paths)
+        left = threading.Semaphore(0)
+
+        def finisher(k: int) -> Callable[[Any, Any], None]:
+            index, source = self.indices.get(paths[k].lstrip("/"), -1), paths[k]
+
+            def done(outcome: Any, pixels: Any) -> None:
+                if isinstance(outcome, BaseException):
+                    rows[k] = error_row(index, source, None, describe(outcome), "raydata")
+                else:
+                    rows[k] = result_row(index, source, None, outcome, "raydata")
+                left.release()
+
+            return done
+
+        for k, data in enumerate(batch["bytes"]):
+            self.engine.submit(bytes(data), finisher(k))
+        for _ in paths:
+            left.acquire()
+        return pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
+
+
+def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Path) -> None:
+    import ray
+
+    try:
+        import ray.data
+    except ImportError as exc:
+        raise BenchSkipped(f"Ray Data is missing ({exc}); pip install 'distinfer[bench]'") from exc
+    ours = timed_run(options.model, pages, workdir / "session", options.overrides)
+    report.add(
+        "raydata",
+        "distributed_session_items_per_s",
+        ours.wall_items_per_s,
+        "items/s, job wall, Ray up",
+    )
+    paths = image_paths(pages)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    context = ray.data.DataContext.get_current()
+    quiet = {"enable_progress_bars": False, "print_on_execution_start": False}
+    saved = {name: getattr(context, name) for name in quiet}
+    for name, value in quiet.items():
+        setattr(context, name, value)
+    try:
+        wall = _raydata_job(ray, options.model, paths, cpus, workdir / "raydata")
+    finally:
+        for name, value in saved.items():
+            setattr(context, name, value)
+    report.add("raydata", "raydata_items_per_s", len(paths) / wall, "items/s, job wall, Ray up")
+    report.notes["raydata"] = (
+        f"one map_batches actor ({max(1, cpus - 1)} CPU of {cpus}, Engine with one request "
+        f"per core), batch_size={RAYDATA_BATCH_ROWS}, write_parquet; both sides timed from "
+        "job start (actor start and model compile included) to the last file written"
+    )
+    report.target(
+        "distributed_vs_raydata", "distributed_session_items_per_s", "raydata_items_per_s", 2.0
+    )
+
+
+def _raydata_job(ray: Any, model: str, paths: Sequence[Path], cpus: int, out: Path) -> float:
+    """The Ray Data pipeline over ``paths``; its wall time in seconds."""
+    indices = {str(p.resolve()).lstrip("/"): i for i, p in enumerate(paths)}
+    started = time.perf_counter()
+    dataset = ray.data.read_binary_files([str(p) for p in paths], include_paths=True)
+    dataset = dataset.map_batches(
+        RayDataEngine,
+        fn_constructor_kwargs={"model": model, "indices": indices},
+        batch_size=RAYDATA_BATCH_ROWS,
+        concurrency=1,
+        num_cpus=max(1, cpus - 1),
+        batch_format="numpy",
+    )
+    dataset.write_parquet(str(out))
+    wall = time.perf_counter() - started
+    import pyarrow.parquet as pq
+
+    written = sorted(pq.read_table(out, columns=["index"]).column("index").to_pylist())
+    if written != list(range(len(paths))):
+        raise RuntimeError(f"Ray Data wrote {len(written)} rows, not indices 0..{len(paths) - 1}")
+    return wall
+
+
+# -- the collector -------------------------------------------------------------------
+
+
+def realistic_rows(count: int, boxes: int = 5) -> list[dict[str, Any]]:
+    """``RESULT_SCHEMA`` rows like a text detector's: ``boxes`` quads each."""
+    from ._actor import result_row
+    from ._prediction import Annotation, Prediction
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(count):
+        annotations = []
+        for _ in range(boxes):
+            x, y = rng.uniform(0, 1000), rng.uniform(0, 900)
+            w, h = rng.uniform(50, 250), rng.uniform(15, 40)
+            quad = (x, y, x + w, y, x + w, y + h, x, y + h)
+            annotations.append(
+                Annotation("text", float(rng.uniform(0.5, 1)), (x, y, x + w, y + h), polygon=quad)
+            )
+        prediction = Prediction(annotations, width=1280, height=960)
+        rows.append(result_row(i, f"/data/pages/page_{i:05d}.jpg", None, prediction, "node-0"))
+    return rows
+
+
+class RowSender:
+    """A stand-in for an inference actor: sends units of rows, two calls in flight."""
+
+    def __init__(self, sink: Any, templates: list[dict[str, Any]]) -> None:
+        self.sink = sink
+        self.templates = templates
+
+    def send(self, firsts: Sequence[int], batch: int, total: int) -> int:
+        import ray
+
+        pending: deque[Any] = deque()
+        for first in firsts:
+            n = len(self.templates)
+            rows = [
+                {**self.templates[(first + j) % n], "index": first + j}
+                for j in range(min(batch, total - first))
+            ]
+            pending.append(self.sink.add.remote(rows))
+            if len(pending) > 1:  # an actor thread waits for its add() before the next unit
+                ray.get(pending.popleft())
+        ray.get(list(pending))
+        return len(firsts)
+
+
+class NullSink:
+    """Receives rows and drops them: the Ray transport alone."""
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> tuple[str, int]:
+        return "null", len(rows)
+
+
+def _send_all(ray: Any, sink: Any, total: int, rows_per_call: int, templates: Any) -> float:
+    """Feed ``total`` rows to ``sink`` from a few senders in shuffled units; return seconds."""
+    firsts = list(range(0, total, rows_per_call))
+    window = max(1, COLLECTOR_WINDOW_ROWS // rows_per_call)
+    rng = random.Random(0)
+    for start in range(0, len(firsts), window):
+        chunk = firsts[start : start + window]
+        rng.shuffle(chunk)
+        firsts[start : start + window] = chunk
+    sender_cls = ray.remote(RowSender).options(num_cpus=0)
+    senders = [sender_cls.remote(sink, templates) for _ in range(COLLECTOR_SENDERS)]
+    ray.get([s.__ray_ready__.remote() for s in senders])
+    started = time.perf_counter()
+    calls = [
+        s.send.remote(firsts[k::COLLECTOR_SENDERS], rows_per_call, total)
+        for k, s in enumerate(senders)
+    ]
+    ray.get(calls)
+    elapsed = time.perf_counter() - started
+    for sender in senders:
+        ray.kill(sender)
+    return elapsed
+
+
+def _collector_rate(ray: Any, folder: Path, total: int, rows_per_call: int, templates: Any) -> Any:
+    """Rows per second through a fresh collector, its final commit included."""
+    from ._collector import OrderedCollector
+
+    remote = ray.remote(OrderedCollector).options(num_cpus=0)
+    collector = remote.remote(str(folder), "bench", rows_per_part=5000, flush_interval_s=5.0)
+    ray.get(collector.status.remote())
+    elapsed = _send_all(ray, collector, total, rows_per_call, templates)
+    started = time.perf_counter()
+    manifest = ray.get(collector.finish.remote(total, {}))
+    elapsed += time.perf_counter() - started
+    if manifest["committed_until"] != total:
+        raise RuntimeError(f"collector committed {manifest['committed_until']} of {total} rows")
+    ray.kill(collector)
+    return total / elapsed
+
+
+def collector_mode(options: BenchOptions, report: Report, workdir: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import ray
+
+    from ._prediction import RESULT_SCHEMA
+
+    total, unit = options.collector_rows, COLLECTOR_BATCH_ROWS
+    templates = realistic_rows(256)
+    rate = _collector_rate(ray, workdir / "collector", total, unit, templates)
+    report.add("collector", "collector_results_per_s", rate, f"rows/s, {unit} rows a call")
+    rate = _collector_rate(ray, workdir / "collector-64", total, 64, templates)
+    report.add("collector", "collector_results_per_s_64", rate, "rows/s, 64 rows a call")
+    null = ray.remote(NullSink).options(num_cpus=0).remote()
+    rate = total / _send_all(ray, null, total, unit, templates)
+    report.add("collector", "collector_transport_rows_per_s", rate, f"rows/s, no-op actor, {unit}")
+    ray.kill(null)
+    rows = [{**templates[i % len(templates)], "index": i} for i in range(5000)]
+    whole = pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
+    steps = [
+        ("arrow", "from_pylist", lambda: pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)),
+        ("parquet", "write_table", lambda: pq.write_table(whole, workdir / "check.parquet")),
+    ]
+    for name, what, fn in steps:  # best of 3: one pass measures the machine's load more
+        fps = max(timed(len(rows), fn).fps for _ in range(3))
+        report.add("collector", f"collector_{name}_rows_per_s", fps, f"rows/s, {what} alone")
+    report.values.update(collector_rows=total, collector_senders=COLLECTOR_SENDERS)
+    report.target("collector_results_per_s", "collector_results_per_s", None, 20_000.0)
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Proc:
+    title: str
+    cpu_first_s: float
+    cpu_last_s: float
+    peak_mb: float
+
+
+class ProcessWatch:
+    """This process and its descendants (Ray's daemons and workers), sampled from /proc:
+    CPU seconds and peak RSS (VmHWM) by process title. Linux only; elsewhere it sees
+    nothing. A process that ends between samples loses its last interval.
+
+    >>> with ProcessWatch() as watch:                     # doctest: +SKIP
+    ...     run(config)
+    >>> watch.cpu_s_by_title()["InferenceActor"]          # doctest: +SKIP
+    41.2
+    """
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.interval_s = interval_s
+        self.procs: dict[int, _Proc] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-watch", daemon=True)
+
+    def __enter__(self) -> ProcessWatch:
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def cpu_s_by_title(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for proc in self.procs.values():
+            out[proc.title] = out.get(proc.title, 0.0) + proc.cpu_last_s - proc.cpu_first_s
+        return out
+
+    def peak_mb_by_title(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for proc in self.procs.values():
+            out[proc.title] = max(out.get(proc.title, 0.0), proc.peak_mb)
+        return out
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def _sample(self, first: bool = False) -> None:
+        for pid, (title, cpu_s, peak_mb) in _process_tree(os.getpid()).items():
+            known = self.procs.get(pid)
+            if known is None:
+                self.procs[pid] = _Proc(title, cpu_s if first else 0.0, cpu_s, peak_mb)
+            else:  # a worker's title changes (IDLE -> the actor); an exiting one's is blank
+                known.title = title if title != "?" else known.title
+                known.cpu_last_s = cpu_s
+                known.peak_mb = max(known.peak_mb, peak_mb)
+
+
+def _process_tree(root: int) -> dict[int, tuple[str, float, float]]:
+    """``root`` and its descendants: pid -> (title, CPU seconds, VmHWM in MB)."""
+    stats: dict[int, list[str]] = {}  # pid -> the fields of /proc/<pid>/stat after the name
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return {}
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stats[int(entry)] = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+    tick = os.sysconf("SC_CLK_TCK")
+    tree: dict[int, tuple[str, float, float]] = {}
+    for pid, fields in stats.items():
+        ancestor = pid
+        while ancestor not in (root, 0, 1) and ancestor in stats:
+            ancestor = int(stats[ancestor][1])
+        if ancestor != root:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().replace(b"\0", b" ").decode(errors="replace").split()
+            with open(f"/proc/{pid}/status") as f:
+                hwm = next((int(x.split()[1]) for x in f if x.startswith("VmHWM:")), 0)
+        except OSError:
+            continue
+        tree[pid] = (
+            _title(argv, pid == root),
+            (int(fields[11]) + int(fields[12])) / tick,
+            hwm / 1024,
+        )
+    return tree
+
+
+def _title(argv: Sequence[str], root: bool) -> str:
+    """``InferenceActor`` for ``ray::InferenceActor.process``, ``raylet``, ``driver``..."""
+    if root:
+        return "driver"
+    if not argv:
+        return "?"
+    if argv[0].startswith("ray::"):
+        return argv[0].removeprefix("ray::").split(".")[0]
+    name = os.path.basename(argv[0])
+    if name.startswith("python") and len(argv) > 1:
+        name = os.path.basename(next((a for a in argv[1:] if not a.startswith("-")), argv[1]))
+    return name
+
+
+def memory_child(images: str, out: str, model: str, overrides: Sequence[str]) -> dict[str, Any]:
+    """One run in this (fresh) process: peak RSS of the driver and of the collector, in MB."""
+    figures = timed_run(model, Path(images), Path(out), overrides, MEMORY_SAMPLE_INTERVAL_S)
+    return {
+        "items": figures.items,
+        "wall_s": figures.wall_s,
+        "items_per_s": figures.steady_items_per_s or figures.wall_items_per_s,
+        "driver_mb": figures.peak_mb.get("driver"),
+        "collector_mb": figures.peak_mb.get("OrderedCollector"),
+    }
+
+
+def _tiny_images(folder: Path, count: int) -> None:
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    size = MEMORY_IMAGE_SIZE
+    for i in range(count):
+        image = np.full((size, size, 3), rng.integers(0, 256, 3), np.uint8)
+        cv2.putText(image, str(i % 100), (2, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2)
+        _, data = cv2.imencode(".png", image)
+        (folder / f"tiny_{i:06d}.png").write_bytes(data.tobytes())
+
+
+def memory_mode(options: BenchOptions, report: Report, workdir: Path, say: Echo) -> None:
+    if not Path("/proc/self/status").exists():
+        raise BenchSkipped("peak RSS is read from /proc/<pid>/status (Linux only)")
+    sizes = sorted(set(options.memory_sizes))
+    if len(sizes) < 2:
+        raise BenchSkipped("--memory-sizes needs two different sizes to compare")
+    code = (
+        "import json, sys; from distinfer._bench_dist import memory_child as m; "
+        "print(json.dumps(m(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:])))"
+    )
+    for n in sizes:
+        folder = workdir / f"tiny-{n}"
+        started = time.perf_counter()
+        _tiny_images(folder, n)
+        say(f"memory: {n} images written in {time.perf_counter() - started:.1f} s; running ...")
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code,
+                str(folder),
+                str(workdir / f"mem-out-{n}"),
+                "ppocr-cls",
+                *options.overrides,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=MEMORY_CHILD_TIMEOUT_S,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"memory run of {n} items failed: {done.stderr.strip()[-2000:]}")
+        child = json.loads(done.stdout.strip().splitlines()[-1])
+        report.add("memory", f"memory_driver_mb_{n}", child["driver_mb"], "MB peak RSS, driver")
+        if child["collector_mb"] is not None:
+            report.add(
+                "memory",
+                f"memory_collector_mb_{n}",
+                child["collector_mb"],
+                "MB peak RSS, collector",
+            )
+        report.add("memory", f"memory_items_per_s_{n}", child["items_per_s"], "items/s")
+        report.values[f"memory_wall_s_{n}"] = child["wall_s"]
+    small, large = sizes[0], sizes[-1]
+    report.target(
+        "memory_driver_ratio", f"memory_driver_mb_{large}", f"memory_driver_mb_{small}", 1.2, "<="
+    )
+    report.target(
+        "memory_collector_ratio",
+        f"memory_collector_mb_{large}",
+        f"memory_collector_mb_{small}",
+        1.2,
+        "<=",
+    )
+    report.notes["memory"] = (
+        f"ppocr-cls on {MEMORY_IMAGE_SIZE}x{MEMORY_IMAGE_SIZE} PNGs, each "
+        "size in a fresh process with its own embedded Ray"
+    )
+
+
+# -- all of them -----------------------------------------------------------------------
+
+
+def ray_modes(
+    options: BenchOptions, report: Report, pages: Path | None, workdir: Path, say: Echo
+) -> None:
+    """Run the Ray modes of ``options`` in order; ``pages`` are the engine modes' images."""
+    from ._ray import ray_session
+
+    wanted = options.modes
+    if "distributed" in wanted and pages is not None:
+        # First, so that with no Ray running its wall time includes Ray's start.
+        guard(report, "distributed", say, lambda: distributed_mode(options, report, pages, workdir))
+    shared = [m for m in ("raydata", "cls", "collector") if m in wanted]
+    if shared:
+        with ray_session(None):
+            if "raydata" in shared and pages is not None:
+                guard(report, "raydata", say, lambda: raydata_mode(options, report, pages, workdir))
+            if "cls" in shared:
+                guard(report, "cls", say, lambda: cls_mode(options, report, workdir))
+            if "collector" in shared:
+                guard(report, "collector", say, lambda: collector_mode(options, report, workdir))
+    if "memory" in wanted:
+        guard(report, "memory", say, lambda: memory_mode(options, report, workdir, say))
