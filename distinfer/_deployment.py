@@ -1,7 +1,9 @@
 """``Deployment``: the Geti SDK's local deployment API on distinfer's engine.
 
 Differences from the Geti SDK, on purpose: ``max_async_infer_requests=None``
-sizes the queue to the cores (not one request); user callbacks run on one
+sizes the queue to the cores (not one request); synchronous ``infer`` runs on
+a LATENCY-hint compile of the same models (made on first use), so one image
+at a time still uses every core; user callbacks run on one
 dispatcher thread of ours, never on OpenVINO's; an exception in a callback or
 in post-processing is collected and raised from the next ``await_all()`` with
 the ``runtime_data`` of the item, and the queue stays usable.
@@ -46,6 +48,8 @@ class Deployment:
     def __init__(self, task: Task) -> None:
         self.task = task
         self._engine: Engine | None = None
+        self._sync_engine: Engine | None = None
+        self._settings: dict[str, Any] = {}
         self._callback: Callback | None = None
         self._dispatcher: threading.Thread | None = None
         self._completions: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -85,15 +89,18 @@ class Deployment:
         openvino_configuration: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
-        """Compile the models. ``max_async_infer_requests=None``: one request per core."""
+        """Compile the models. ``max_async_infer_requests=None``: one request per core.
+
+        ``openvino_configuration`` applies to both compiles; its
+        ``PERFORMANCE_HINT`` (default THROUGHPUT) to the asynchronous one only.
+        """
         self.close()
-        self._engine = Engine(
-            self.task,
-            device=device,
-            jobs=max_async_infer_requests,
-            config=openvino_configuration,
-            cache_dir=cache_dir,
-        ).start()
+        self._settings = {
+            "device": device,
+            "config": dict(openvino_configuration or {}),
+            "cache_dir": cache_dir,
+        }
+        self._engine = Engine(self.task, jobs=max_async_infer_requests, **self._settings).start()
 
     @property
     def engine(self) -> Engine:
@@ -103,11 +110,27 @@ class Deployment:
         assert self._engine is not None
         return self._engine
 
+    @property
+    def sync_engine(self) -> Engine:
+        """The LATENCY-hint engine behind synchronous ``infer`` (compiled on first use)."""
+        if self._sync_engine is None:
+            settings = self._settings or {"device": "CPU", "config": {}, "cache_dir": None}
+            config = {**settings["config"], "PERFORMANCE_HINT": "LATENCY"}
+            self._sync_engine = Engine(
+                self.task,
+                device=settings["device"],
+                config=config,
+                cache_dir=settings["cache_dir"],
+                latency=True,
+            ).start()
+        return self._sync_engine
+
     def close(self) -> None:
         """Wait for items in flight, stop the dispatcher, release the models."""
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        for engine in (self._engine, self._sync_engine):
+            if engine is not None:
+                engine.close()
+        self._engine = self._sync_engine = None
         self._stop_dispatcher()
 
     def __enter__(self) -> Deployment:
@@ -123,7 +146,9 @@ class Deployment:
 
         Raises ``InputError`` (a ``ValueError``) for a bad image.
         """
-        return self.engine.predict(image)
+        if self.asynchronous_mode:  # the models are hot: no second compile
+            return self.engine.predict(image)
+        return self.sync_engine.predict(image)
 
     # -- asynchronous ------------------------------------------------------------
 

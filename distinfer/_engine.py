@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,8 @@ Outcome = Prediction | BaseException
 #: ``done(outcome, pixels)``: the prediction or the exception, and the decoded RGB
 #: pixels (None when decoding failed; possibly reduced, see ``Task.decode_scale``).
 Completion = Callable[[Outcome, np.ndarray | None], None]
+#: ``done(outcomes, pixels)``: the same, one entry per item of a batch.
+BatchCompletion = Callable[[list[Outcome], list[np.ndarray | None]], None]
 
 
 def available_cores() -> int:
@@ -73,6 +76,7 @@ class _Stage:
 
     def __init__(self, compiled: ov.CompiledModel, jobs: int) -> None:
         self.queue = ov.AsyncInferQueue(compiled, jobs)
+        self.requests = len(self.queue)
         self.queue.set_callback(self._on_complete)
         self.num_outputs = len(compiled.outputs)
         # start_async picks an idle request; serialise callers so several host
@@ -104,8 +108,45 @@ class _Stage:
             raise call.error
         return call.outputs
 
+    def __len__(self) -> int:
+        return self.requests
+
     def close(self) -> None:
         self.queue.wait_all()
+
+
+class _BlockingStage:
+    """One compiled graph run with blocking ``infer`` calls on the caller's thread.
+
+    For synchronous use (LATENCY hint: one request spans all cores): no
+    callback thread to hop through, the GIL is released while it runs.
+    """
+
+    def __init__(self, compiled: ov.CompiledModel, jobs: int) -> None:
+        self.requests = jobs
+        self.num_outputs = len(compiled.outputs)
+        self._idle: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
+        for _ in range(jobs):
+            self._idle.put(compiled.create_infer_request())
+
+    def __len__(self) -> int:
+        return self.requests
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        request = self._idle.get()
+        try:
+            outputs = []
+            for x in inputs:
+                request.infer({0: np.ascontiguousarray(x[None])}, share_inputs=True)
+                outputs.append(
+                    [request.get_output_tensor(k).data.copy() for k in range(self.num_outputs)]
+                )
+            return outputs
+        finally:
+            self._idle.put(request)
+
+    def close(self) -> None:
+        pass
 
 
 class Engine:
@@ -117,6 +158,10 @@ class Engine:
     items while the device runs the current ones. ``config`` is passed to
     OpenVINO (default ``PERFORMANCE_HINT=THROUGHPUT``); ``cache_dir`` keeps
     compiled blobs so the next start is faster.
+
+    ``latency=True`` is for one item at a time (``Deployment.infer``): the
+    LATENCY hint (one request spans all cores), blocking requests run on the
+    calling thread, one request per stage unless ``jobs`` says otherwise.
     """
 
     def __init__(
@@ -129,18 +174,21 @@ class Engine:
         cache_dir: str | Path | None = None,
         max_in_flight: int | None = None,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        latency: bool = False,
     ) -> None:
         if jobs is not None and jobs < 0:
             raise ValueError(f"jobs must be >= 0 (0: OpenVINO's optimal number), got {jobs}")
         self.task = task
         self.device = device
-        self.jobs = available_cores() if jobs is None else jobs
-        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT", **(config or {})}
+        self.latency = latency
+        self.jobs = (1 if latency else available_cores()) if jobs is None else jobs
+        hint = "LATENCY" if latency else "THROUGHPUT"
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": hint, **(config or {})}
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.max_image_pixels = max_image_pixels
         self._max_in_flight = max_in_flight
         self.max_in_flight = 0  # known once compiled: depends on the requests per stage
-        self._stages: dict[str, _Stage] = {}
+        self._stages: dict[str, _Stage | _BlockingStage] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._slots: threading.BoundedSemaphore | None = None
 
@@ -165,8 +213,9 @@ class Engine:
             jobs = self.jobs
             if jobs == 0:
                 jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-            self._stages[name] = _Stage(compiled, jobs)
-        requests = max(len(s.queue) for s in self._stages.values())
+            stage = _BlockingStage if self.latency else _Stage
+            self._stages[name] = stage(compiled, jobs)
+        requests = max(len(s) for s in self._stages.values())
         self.max_in_flight = self._max_in_flight or 2 * requests
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="distinfer-host")
@@ -227,6 +276,61 @@ class Engine:
         except BaseException:
             self._slots.release()
             raise
+
+    def submit_batch(self, images: Sequence[Image], done: BatchCompletion) -> None:
+        """Queue several items as one host task; ``done(outcomes, pixels)`` once.
+
+        For small models, where per-item overhead would dominate: the task's
+        ``predict_many`` (if it has one) sends all items through the queue in
+        one ``infer`` call. Item failures stay per item. Takes one in-flight slot.
+        """
+        if self._pool is None or self._slots is None:
+            raise RuntimeError("Engine is not started: call start() or use it as a context manager")
+        self._slots.acquire()
+        try:
+            self._pool.submit(self._run_batch, list(images), done)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def predict_batch(
+        self, images: Sequence[Image]
+    ) -> tuple[list[Outcome], list[np.ndarray | None]]:
+        """Run several items on the calling thread; per-item predictions or exceptions."""
+        outcomes: dict[int, Outcome] = {}
+        decoded: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+        for i, image in enumerate(images):
+            try:
+                decoded[i] = self.decode(image)
+            except BaseException as exc:  # noqa: BLE001 - this item's outcome
+                outcomes[i] = exc
+        many = getattr(self.task, "predict_many", None)
+        if many is not None and len(decoded) > 1:
+            try:
+                predictions = many(
+                    [p for p, _ in decoded.values()], self.infer, [s for _, s in decoded.values()]
+                )
+                outcomes.update(zip(decoded, predictions, strict=True))
+            except Exception:  # find the item at fault, one by one
+                logger.debug("predict_many failed; retrying item by item", exc_info=True)
+        for i, (pixels, size) in decoded.items():
+            if i not in outcomes:
+                try:
+                    outcomes[i] = self.task.predict(pixels, self.infer, size)
+                except BaseException as exc:  # noqa: BLE001 - this item's outcome
+                    outcomes[i] = exc
+        found = [decoded[i][0] if i in decoded else None for i in range(len(images))]
+        return [outcomes[i] for i in range(len(images))], found
+
+    def _run_batch(self, images: list[Image], done: BatchCompletion) -> None:
+        assert self._slots is not None
+        try:
+            outcomes, pixels = self.predict_batch(images)
+            done(outcomes, pixels)
+        except Exception:  # a completion function must not kill the pool
+            logger.exception("batch completion function failed")
+        finally:
+            self._slots.release()
 
     def _run(self, image: Image, done: Completion) -> None:
         assert self._slots is not None

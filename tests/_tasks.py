@@ -74,3 +74,36 @@ def solid(rgb: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> np.nda
     """A width x height image of one colour."""
     w, h = size
     return np.full((h, w, 3), rgb, np.uint8)
+
+
+class BatchedMeanColourTask(MeanColourTask):
+    """With ``predict_many``: one ``infer`` call for a whole batch (recorded in ``calls``).
+
+    An image whose first pixel is ``POISON`` breaks post-processing, in both paths.
+    """
+
+    POISON = 13
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def predict_many(
+        self, images: list[np.ndarray], infer: InferFn, source_sizes: list[tuple[int, int]]
+    ) -> list[Prediction]:
+        small = [cv2.resize(i, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for i in images]
+        outputs = infer("mean", small)
+        self.calls.append(len(images))
+        if any(i[0, 0, 0] == self.POISON for i in images):
+            raise ValueError("poisoned batch")
+        return [
+            Prediction(width=w, height=h, tensors={"mean": out[0][0]})
+            for out, (w, h) in zip(outputs, source_sizes, strict=True)
+        ]
+
+    def predict(
+        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+    ) -> Prediction:
+        if image[0, 0, 0] == self.POISON:
+            raise ValueError("poisoned image")
+        return super().predict(image, infer, source_size)

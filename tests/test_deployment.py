@@ -106,3 +106,11 @@ def test_await_any_returns_once_there_is_room(deployment: Deployment) -> None:
 def test_infer_rejects_bad_input_with_a_value_error(deployment: Deployment) -> None:
     with pytest.raises(ValueError, match="uint8"):
         deployment.infer(np.zeros((4, 4, 3), np.int16))
+
+
+def test_synchronous_infer_uses_a_latency_compile_and_async_a_throughput_one(
+    deployment: Deployment,
+) -> None:
+    deployment.infer(solid((1, 2, 3)))
+    assert deployment.sync_engine.config["PERFORMANCE_HINT"] == "LATENCY"
+    assert deployment.engine.config["PERFORMANCE_HINT"] == "THROUGHPUT"

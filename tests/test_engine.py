@@ -5,7 +5,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from _tasks import MeanColourTask, solid
+from _tasks import BatchedMeanColourTask, MeanColourTask, solid
 
 from distinfer import InputError, Prediction
 from distinfer._engine import Engine, available_cores
@@ -88,3 +88,30 @@ def test_truncated_jpeg_is_an_input_error_and_costs_only_itself() -> None:
     assert isinstance(outcomes[0], InputError)
     assert "truncated" in str(outcomes[0])
     assert isinstance(outcomes[1], Prediction)
+
+
+def test_latency_engine_runs_one_blocking_request_on_the_callers_thread() -> None:
+    task = MeanColourTask()
+    with Engine(task, latency=True) as engine:
+        assert engine.config["PERFORMANCE_HINT"] == "LATENCY"
+        assert engine.jobs == 1
+        p = engine.predict(solid((0, 250, 0)))
+        assert p.annotations[0].label == "green"
+    assert task.threads == {threading.current_thread().name}
+
+
+def test_a_batch_is_one_infer_call_and_failures_stay_per_item() -> None:
+    task = BatchedMeanColourTask()
+    images = [solid((i, 0, 0)) for i in (1, 2, 3)]
+    with Engine(task) as engine:
+        outcomes, pixels = engine.predict_batch([*images, b"junk"])
+        assert task.calls == [3]  # the three good images in one call
+        assert [o.tensors["mean"][0] for o in outcomes[:3]] == pytest.approx([1, 2, 3])  # type: ignore[union-attr]
+        assert isinstance(outcomes[3], InputError) and pixels[3] is None
+
+        poisoned = [solid((1, 0, 0)), solid((BatchedMeanColourTask.POISON, 0, 0))]
+        got: list[list[object]] = []
+        engine.submit_batch(poisoned, lambda outs, px: got.append(outs))
+    (outs,) = got
+    assert isinstance(outs[0], Prediction)  # retried alone after the batch failed
+    assert isinstance(outs[1], ValueError) and "poisoned image" in str(outs[1])

@@ -107,16 +107,26 @@ class _Detection:
         self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Quads ``(N, 4, 2)`` in source pixels (reading order) and their box scores."""
-        canvas, to_image = letterbox(image, self.size)
-        (outputs,) = infer("det", [canvas])
-        prob = outputs[0].reshape(outputs[0].shape[-2:])
-        quads, scores = db_boxes(prob, self.params)
-        width, height = source_size
-        quads *= np.array([width / image.shape[1], height / image.shape[0]], np.float32) * to_image
-        np.clip(quads[..., 0], 0, width, out=quads[..., 0])
-        np.clip(quads[..., 1], 0, height, out=quads[..., 1])
-        order = [i for line in reading_order(quads) for i in line]
-        return quads[order], scores[order]
+        return self.detect_many([image], infer, [source_size])[0]
+
+    def detect_many(
+        self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``detect`` for several images, all in the queue at once (one ``infer`` call)."""
+        boxed = [letterbox(image, self.size) for image in images]
+        outputs = infer("det", [canvas for canvas, _ in boxed])
+        found = []
+        for image, (_, to_image), (prob, *_), (width, height) in zip(
+            images, boxed, outputs, source_sizes, strict=True
+        ):
+            quads, scores = db_boxes(prob.reshape(prob.shape[-2:]), self.params)
+            scale = np.array([width / image.shape[1], height / image.shape[0]], np.float32)
+            quads *= scale * to_image
+            np.clip(quads[..., 0], 0, width, out=quads[..., 0])
+            np.clip(quads[..., 1], 0, height, out=quads[..., 1])
+            order = [i for line in reading_order(quads) for i in line]
+            found.append((quads[order], scores[order]))
+        return found
 
 
 def cls_windows(crop: np.ndarray, max_windows: int = CLS_WINDOWS) -> list[np.ndarray]:
@@ -212,12 +222,22 @@ class TextDetectionTask(_PPOCRBase):
     def predict(
         self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
     ) -> Prediction:
-        quads, scores = self.det.detect(image, infer, source_size)
-        annotations = [
-            Annotation("text", float(s), _box(q), polygon=tuple(q.ravel().tolist()))
-            for q, s in zip(quads, scores, strict=True)
-        ]
-        return Prediction(annotations, width=source_size[0], height=source_size[1])
+        return self.predict_many([image], infer, [source_size])[0]
+
+    def predict_many(
+        self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
+    ) -> list[Prediction]:
+        """Several pages in one ``infer`` call (``Engine.submit_batch``)."""
+        predictions = []
+        for (quads, scores), (width, height) in zip(
+            self.det.detect_many(images, infer, source_sizes), source_sizes, strict=True
+        ):
+            annotations = [
+                Annotation("text", float(s), _box(q), polygon=tuple(q.ravel().tolist()))
+                for q, s in zip(quads, scores, strict=True)
+            ]
+            predictions.append(Prediction(annotations, width=width, height=height))
+        return predictions
 
     @classmethod
     def load(cls, folder: Path, config: Mapping[str, Any]) -> TextDetectionTask:
@@ -246,16 +266,25 @@ class TextOrientationTask(_PPOCRBase):
     def predict(
         self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
     ) -> Prediction:
-        h, w = image.shape[:2]
-        crop = image
-        if (h, w) != CLS_HW:
-            width = max(1, math.ceil(CLS_HW[0] * w / h))
-            crop = cv2.resize(image, (width, CLS_HW[0]), interpolation=cv2.INTER_AREA)
-        ((label, score),) = _classify([crop], infer)
-        box = (0.0, 0.0, float(source_size[0]), float(source_size[1]))
-        return Prediction(
-            [Annotation(label, score, box)], width=source_size[0], height=source_size[1]
-        )
+        return self.predict_many([image], infer, [source_size])[0]
+
+    def predict_many(
+        self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
+    ) -> list[Prediction]:
+        """Several crops in one ``infer`` call (``Engine.submit_batch``)."""
+        crops = []
+        for image in images:
+            h, w = image.shape[:2]
+            if (h, w) != CLS_HW:
+                width = max(1, math.ceil(CLS_HW[0] * w / h))
+                image = cv2.resize(image, (width, CLS_HW[0]), interpolation=cv2.INTER_AREA)
+            crops.append(image)
+        return [
+            Prediction(
+                [Annotation(label, score, (0.0, 0.0, float(w), float(h)))], width=w, height=h
+            )
+            for (label, score), (w, h) in zip(_classify(crops, infer), source_sizes, strict=True)
+        ]
 
     @classmethod
     def load(cls, folder: Path, config: Mapping[str, Any]) -> TextOrientationTask:

@@ -10,9 +10,10 @@ import numpy as np
 import openvino as ov
 import pytest
 
-from distinfer._demo import Page, render_layout, write_pages
+from distinfer._demo import Page, render_crops, render_layout, write_pages
 from distinfer._engine import Engine
 from distinfer._errors import ConfigError, ModelError
+from distinfer._prediction import Prediction
 from distinfer.models._ctc import (
     crop_line,
     ctc_alphabet,
@@ -374,3 +375,24 @@ def test_models_can_come_from_a_folder_of_ir_files(
         "PP-OCRv6_det_small.bin",
         "PP-OCRv6_det_small.xml",
     ]
+
+
+def test_a_batch_of_pages_detects_like_one_page_at_a_time(det: Engine, pages: list[Page]) -> None:
+    data = [jpeg(p.image) for p in pages]
+    batch, _ = det.predict_batch(data)
+    for one, page in zip(batch, data, strict=True):
+        single = det.predict(page)
+        assert isinstance(one, Prediction)
+        np.testing.assert_allclose(
+            [a.box for a in one.annotations], [a.box for a in single.annotations], atol=1e-3
+        )
+
+
+def test_a_batch_of_crops_classifies_like_one_crop_at_a_time() -> None:
+    crops = render_crops(np.random.default_rng(5), 4)
+    crops[1] = np.ascontiguousarray(crops[1][::-1, ::-1])  # upside down
+    with Engine(bundled("ppocr-cls")) as engine:
+        batch, _ = engine.predict_batch(crops)
+        singles = [engine.predict(c) for c in crops]
+    assert [p.annotations[0].label for p in batch] == [p.annotations[0].label for p in singles]  # type: ignore[union-attr]
+    assert batch[1].annotations[0].label == "180"  # type: ignore[union-attr]
