@@ -233,9 +233,9 @@ def bare_model(model: str) -> Any:
 
         folder = ppocr.bundled_models_dir()
         if model == "ppocr-det":
-            path, (h, w) = folder / ppocr.DET_FILE, (ppocr.DET_SIZE, ppocr.DET_SIZE)
+            path, (h, w) = ppocr.model_file(folder, ppocr.DET_FILE), (ppocr.DET_SIZE,) * 2
         else:
-            path, (h, w) = folder / ppocr.CLS_FILE, ppocr.CLS_HW
+            path, (h, w) = ppocr.model_file(folder, ppocr.CLS_FILE), ppocr.CLS_HW
         bare = read_model(path)
         bare.reshape({bare.inputs[0].get_any_name(): ov.PartialShape([1, 3, h, w])})
         return bare

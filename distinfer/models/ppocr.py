@@ -73,7 +73,7 @@ def bundled_models_dir() -> Path:
         raise ModelError("the bundled PP-OCR models need the 'rapidocr' package") from exc
 
 
-def _model_file(folder: Path, name: str) -> Path:
+def model_file(folder: Path, name: str) -> Path:
     """``name`` (ONNX) in ``folder``, or the OpenVINO IR of the same stem beside it."""
     path = folder / name
     if path.is_file():
@@ -171,7 +171,7 @@ class _PPOCRBase:
 
     def __init__(self, folder: str | Path | None = None) -> None:
         self.folder = Path(folder) if folder is not None else bundled_models_dir()
-        self.paths = {name: _model_file(self.folder, name) for name in self.files}
+        self.paths = {name: model_file(self.folder, name) for name in self.files}
 
     def _config(self) -> dict[str, Any]:
         return {"kind": self.kind}
