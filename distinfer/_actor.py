@@ -3,7 +3,8 @@
 The driver sends references (paths, archive members, video segments); the
 actor reads and decodes them on its node, runs them through its ``Engine``
 (queue sized to the node's cores), sends the result rows straight to the
-collector, and answers the driver with a small ``UnitDone``.
+collector as one Arrow batch (``ResultBatch``), and answers the driver with a
+small ``UnitDone``.
 """
 
 from __future__ import annotations
@@ -19,43 +20,14 @@ import cv2
 import numpy as np
 
 from ._config import ModelConfig
-from ._engine import Engine, Outcome
+from ._engine import Engine, Image, Outcome
 from ._errors import InputError
 from ._overlay import draw_prediction
-from ._prediction import Prediction
+from ._rows import ResultBatch, error_row, result_row
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
 from .sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 
 logger = logging.getLogger(__name__)
-
-
-def error_row(index: int, source: str, frame: int | None, error: str, node: str) -> dict[str, Any]:
-    """The row of an item that failed: ``error`` set, no predictions."""
-    return {
-        "index": index,
-        "source": source,
-        "frame": frame,
-        "width": None,
-        "height": None,
-        "predictions": [],
-        "text": None,
-        "tensors": [],
-        "error": error,
-        "node": node,
-    }
-
-
-def result_row(
-    index: int, source: str, frame: int | None, prediction: Prediction, node: str
-) -> dict[str, Any]:
-    return {
-        "index": index,
-        "source": source,
-        "frame": frame,
-        **prediction.to_row(),
-        "error": None,
-        "node": node,
-    }
 
 
 def describe(exc: BaseException) -> str:
@@ -137,21 +109,45 @@ class InferenceActor:
         else:
             self._submit_video(unit, collect, pending)
         pending.wait()
-        rows.sort(key=lambda r: r["index"])
+        batch = ResultBatch.from_rows(rows)
+        if (batch.first, batch.end) != (unit.first_index, unit.first_index + len(unit)):
+            raise RuntimeError(  # a bug here, not a bad input: the driver retries, then splits
+                f"unit {unit.unit_id}: rows {batch.first}..{batch.end - 1}, expected "
+                f"{unit.first_index}..{unit.first_index + len(unit) - 1}"
+            )
         # While the collector restarts, Ray holds this call and retries it on the new
         # instance (max_task_retries=-1); the epoch it answers with tells the driver.
-        epoch, committed_until = ray.get(collector.add.remote(rows))
-        errors = [r["error"] for r in rows if r["error"]]
+        epoch, committed_until = ray.get(collector.add.remote(batch))
+        errors = batch.errors()
         return UnitDone(
             unit_id=unit.unit_id,
             node=self.node,
-            items=len(rows),
+            items=len(batch),
             errors=len(errors),
             busy_s=time.perf_counter() - start,
             collector_epoch=epoch,
             committed_until=committed_until,
             error_samples=tuple(errors[:3]),
         )
+
+    def _row(
+        self,
+        index: int,
+        source: str,
+        frame: int | None,
+        outcome: Outcome,
+        pixels: np.ndarray | None,
+        overlay: Path | None,
+    ) -> dict[str, Any]:
+        """The row of one finished item; its overlay written first, if asked for."""
+        if isinstance(outcome, BaseException):
+            return error_row(index, source, frame, describe(outcome), self.node)
+        try:
+            if overlay is not None and pixels is not None:
+                _write_overlay(overlay, draw_prediction(pixels, outcome))
+            return result_row(index, source, frame, outcome, self.node)
+        except BaseException as exc:  # noqa: BLE001 - becomes this item's error row
+            return error_row(index, source, frame, describe(exc), self.node)
 
     def _submit(
         self,
@@ -165,14 +161,7 @@ class InferenceActor:
     ) -> None:
         def done(outcome: Outcome, pixels: np.ndarray | None) -> None:
             try:
-                if isinstance(outcome, BaseException):
-                    collect(error_row(index, source, frame, describe(outcome), self.node))
-                    return
-                if overlay is not None and pixels is not None:
-                    _write_overlay(overlay, draw_prediction(pixels, outcome))
-                collect(result_row(index, source, frame, outcome, self.node))
-            except BaseException as exc:  # noqa: BLE001 - becomes this item's error row
-                collect(error_row(index, source, frame, describe(exc), self.node))
+                collect(self._row(index, source, frame, outcome, pixels, overlay))
             finally:
                 pending.done()
 
@@ -180,6 +169,13 @@ class InferenceActor:
         self.engine.submit(image, done)
 
     def _submit_images(self, unit: ImageUnit, collect: Any, pending: _Countdown) -> None:
+        """Read the unit's files here; infer them as one host task of the engine.
+
+        One task per unit rather than per item: for small images the per-item
+        overhead (a task, a queue round trip each) would cost more than the model.
+        """
+        todo: list[tuple[int, str, Path | None]] = []  # (index, source, overlay)
+        images: list[Image] = []
         for index, ref in unit.items:
             if ref.error is not None:
                 collect(error_row(index, ref.source, None, ref.error, self.node))
@@ -193,7 +189,22 @@ class InferenceActor:
             except InputError as exc:
                 collect(error_row(index, ref.source, None, str(exc), self.node))
                 continue
-            self._submit(data, index, ref.source, None, overlay, collect, pending)
+            todo.append((index, ref.source, overlay))
+            images.append(data)
+        if not images:
+            return
+
+        def done(outcomes: list[Outcome], pixels: list[np.ndarray | None]) -> None:
+            try:
+                for (index, source, overlay), outcome, image in zip(
+                    todo, outcomes, pixels, strict=True
+                ):
+                    collect(self._row(index, source, None, outcome, image, overlay))
+            finally:
+                pending.done()
+
+        pending.add()
+        self.engine.submit_batch(images, done)
 
     def _submit_video(self, unit: VideoUnit, collect: Any, pending: _Countdown) -> None:
         seen: set[int] = set()

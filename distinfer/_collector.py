@@ -1,14 +1,16 @@
 """The ordered collector: results from every actor in, index order out.
 
-A Ray actor (one per job). Actors send it rows directly; it keeps a bounded
-reorder buffer, drops duplicates (work retried after a failure), streams the
-in-order rows to the Parquet sink and the frame rows of videos to the
-annotated-video writer. After a restart it resumes at the manifest's
-``committed_until``; its new ``epoch`` tells the driver to resend the rest.
+A Ray actor (one per job). Actors send it one ``ResultBatch`` per unit of work,
+directly; it keeps a bounded reorder buffer of whole batches, drops duplicate
+rows (work retried after a failure), streams the in-order batches to the
+Parquet sink and the frame rows of videos to the annotated-video writer. After
+a restart it resumes at the manifest's ``committed_until``; its new ``epoch``
+tells the driver to resend the rest.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 
 from ._overlay import draw_prediction
 from ._prediction import RESULT_SCHEMA, Prediction
+from ._rows import ResultBatch
 from .sinks import VideoSink
 from .sinks._parquet import ParquetSink
 from .sources import probe, read_segment, whole_video
@@ -103,7 +106,14 @@ def _next_frame(frames: Any, number: int) -> np.ndarray | None:
 
 
 class OrderedCollector:
-    """Reorders rows by index and writes them once. Run as a Ray actor."""
+    """Reorders result batches by index and writes each row once. Run as a Ray actor.
+
+    Each batch covers a contiguous index range (see ``_rows``), so the reorder
+    buffer holds whole batches keyed by their first index: a batch is written
+    when the rows before it are. Rows below ``next_index`` were written
+    already (work retried after a failure, or delivered again after a restart):
+    a batch that overlaps them is cut, one wholly below is dropped.
+    """
 
     def __init__(
         self,
@@ -118,9 +128,11 @@ class OrderedCollector:
         self.sink = ParquetSink(parquet_dir, fingerprint=fingerprint, rows_per_part=rows_per_part)
         self.flush_interval_s = flush_interval_s
         self.next_index = self.sink.committed_until
-        self.buffer: dict[int, dict[str, Any]] = {}
+        self.buffer: dict[int, ResultBatch] = {}  # by first index
+        self._firsts: list[int] = []  # heap of the buffer's keys
+        self.buffered_rows = 0
         self.duplicates = 0
-        self.max_buffered = 0
+        self.max_buffered = 0  # rows
         self._last_commit = time.monotonic()
         self.video = _VideoWriter(videos, max_queued_rows=256) if videos else None
         self.first_image_index = max((v.base_index + v.frame_count for v in videos), default=0)
@@ -138,32 +150,71 @@ class OrderedCollector:
                 if row["frame"] is not None:
                     self.video.feed(row)
 
-    def add(self, rows: Sequence[dict[str, Any]]) -> tuple[str, int]:
-        """Take rows in any order; return ``(epoch, committed_until)``."""
-        for row in rows:
-            index = row["index"]
-            if index < self.next_index or index in self.buffer:
-                self.duplicates += 1
-                continue
-            self.buffer[index] = row
-        self.max_buffered = max(self.max_buffered, len(self.buffer))
-        ready = []
-        while self.next_index in self.buffer:
-            ready.append(self.buffer.pop(self.next_index))
-            self.next_index += 1
+    def add(self, batch: ResultBatch) -> tuple[str, int]:
+        """Take one unit's rows, in any order of units; return ``(epoch, committed_until)``.
+
+        >>> collector.add(ResultBatch.from_rows(rows))   # doctest: +SKIP
+        ('5f0c...', 0)
+        """
+        self._buffer(batch)
+        self.max_buffered = max(self.max_buffered, self.buffered_rows)
+        ready = self._drain()
         if ready:
             before = self.sink.committed_until
-            self.sink.write(ready)
+            for done in ready:
+                self.sink.write(done.records)
             if self.sink.committed_until != before:
                 self._last_commit = time.monotonic()
             if self.video is not None:
-                for row in ready:
-                    if row["frame"] is not None:
-                        self.video.feed(row)
+                self._feed_video(ready)
         if time.monotonic() - self._last_commit > self.flush_interval_s:
             self.sink.flush()
             self._last_commit = time.monotonic()
         return self.epoch, self.sink.committed_until
+
+    def _buffer(self, batch: ResultBatch) -> None:
+        if batch.end <= self.next_index:
+            self.duplicates += len(batch)
+            return
+        if batch.first < self.next_index:
+            self.duplicates += self.next_index - batch.first
+            batch = batch.since(self.next_index)
+        held = self.buffer.get(batch.first)
+        if held is None:
+            heapq.heappush(self._firsts, batch.first)
+        elif len(held) >= len(batch):
+            self.duplicates += len(batch)
+            return
+        else:  # keep the longer of two batches from the same index; the shorter is in it
+            self.duplicates += len(held)
+            self.buffered_rows -= len(held)
+        self.buffer[batch.first] = batch
+        self.buffered_rows += len(batch)
+
+    def _drain(self) -> list[ResultBatch]:
+        """Take the batches that continue ``next_index``, in order; drop what falls below it."""
+        ready = []
+        while self._firsts and self._firsts[0] <= self.next_index:
+            batch = self.buffer.pop(heapq.heappop(self._firsts))
+            self.buffered_rows -= len(batch)
+            if batch.end <= self.next_index:  # e.g. a split-off item inside a batch just taken
+                self.duplicates += len(batch)
+                continue
+            if batch.first < self.next_index:
+                self.duplicates += self.next_index - batch.first
+                batch = batch.since(self.next_index)
+            ready.append(batch)
+            self.next_index = batch.end
+        return ready
+
+    def _feed_video(self, ready: Sequence[ResultBatch]) -> None:
+        assert self.video is not None
+        for batch in ready:
+            if batch.first >= self.first_image_index:
+                break  # videos come first; the rest are images
+            for row in batch.to_pylist():  # frame rows are few: one per frame, not per box
+                if row["frame"] is not None:
+                    self.video.feed(row)
 
     def flush(self) -> tuple[str, int]:
         """Commit every row that is in order; return ``(epoch, committed_until)``."""
@@ -176,7 +227,7 @@ class OrderedCollector:
             "epoch": self.epoch,
             "committed_until": self.sink.committed_until,
             "next_index": self.next_index,
-            "buffered": len(self.buffer),
+            "buffered": self.buffered_rows,
             "max_buffered": self.max_buffered,
             "duplicates": self.duplicates,
         }

@@ -29,9 +29,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._actor import describe, error_row
+from ._actor import describe
 from ._config import ClusterConfig
 from ._errors import ActorDiedError, DistinferError, WorkerError
+from ._rows import ResultBatch, error_row
 from ._work import ImageUnit, UnitDone, WorkUnit
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class _Delivery:
     items: int
     errors: int
     unit: WorkUnit | None = None
-    rows: list[dict[str, Any]] | None = None
+    rows: ResultBatch | None = None
 
 
 @dataclass
@@ -80,13 +81,16 @@ def _split(unit: WorkUnit, unit_ids: Iterator[int]) -> list[WorkUnit]:
     return []
 
 
-def _failed_rows(unit: WorkUnit, reason: str) -> list[dict[str, Any]]:
+def _failed_rows(unit: WorkUnit, reason: str) -> ResultBatch:
+    """Error rows for every index of ``unit``: its range, like the rows of an actor."""
     if isinstance(unit, ImageUnit):
-        return [error_row(i, ref.source, None, reason, "driver") for i, ref in unit.items]
-    return [
-        error_row(unit.base_index + n, unit.source, n, reason, "driver")
-        for n in range(unit.segment.start_frame, unit.segment.end_frame)
-    ]
+        rows = [error_row(i, ref.source, None, reason, "driver") for i, ref in unit.items]
+    else:
+        rows = [
+            error_row(unit.base_index + n, unit.source, n, reason, "driver")
+            for n in range(unit.segment.start_frame, unit.segment.end_frame)
+        ]
+    return ResultBatch.from_rows(rows)
 
 
 class Abort(Exception):
@@ -190,7 +194,7 @@ class Dispatcher:
             if item is None:
                 self.exhausted = True
             elif isinstance(item, dict):  # an error row known at enumeration
-                self.send_rows([item])
+                self.send_rows(ResultBatch.from_rows([item]))
             else:
                 self.peeked = item
         if self.peeked is None:
@@ -246,13 +250,12 @@ class Dispatcher:
         )
         self.on_delivered(delivery, done.collector_epoch, done.committed_until)
 
-    def send_rows(self, rows: list[dict[str, Any]]) -> None:
+    def send_rows(self, rows: ResultBatch) -> None:
         """Hand error rows made here (not by an actor) to the collector."""
         epoch, committed = self.collector_call(self.collector.add.remote(rows))
         if len(self.summary.error_samples) < 10:
-            self.summary.error_samples.append(rows[0]["error"])
-        indices = [r["index"] for r in rows]
-        delivery = _Delivery(min(indices), max(indices) + 1, len(rows), len(rows), rows=rows)
+            self.summary.error_samples.extend(rows.errors()[:1])
+        delivery = _Delivery(rows.first, rows.end, len(rows), len(rows), rows=rows)
         self.on_delivered(delivery, epoch, committed)
 
     def resend_rows(self) -> None:

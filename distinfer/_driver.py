@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._actor import InferenceActor, error_row
+from ._actor import InferenceActor
 from ._collector import OrderedCollector, VideoOutput
 from ._config import RunConfig
 from ._dispatch import Abort, Dispatcher
 from ._errors import ActorDiedError, ConfigError, InputError
 from ._ray import ray_session
+from ._rows import error_row
 from ._work import ImageUnit, VideoUnit, WorkUnit
 from .sinks._parquet import prepare_output
 from .sources import iter_images, plan_segments, probe

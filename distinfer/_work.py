@@ -1,4 +1,8 @@
-"""Units of work the driver sends to inference actors, and what comes back."""
+"""Units of work the driver sends to inference actors, and what comes back.
+
+Every unit covers a contiguous range of indices, ``first_index`` up to
+``first_index + len(unit)``: the collector relies on it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ from .sources import ImageRef, VideoSegment
 
 @dataclass(frozen=True)
 class ImageUnit:
-    """Still images with their global indices: references, never pixels."""
+    """Still images with consecutive global indices: references, never pixels.
+
+    Consecutive because the collector takes a unit's rows as one contiguous
+    batch (see ``_rows``).
+    """
 
     unit_id: int
     items: tuple[tuple[int, ImageRef], ...]
@@ -19,6 +27,10 @@ class ImageUnit:
     def __post_init__(self) -> None:
         if not self.items:
             raise ValueError("an ImageUnit needs at least one item")
+        first = self.items[0][0]
+        indices = [index for index, _ in self.items]
+        if indices != list(range(first, first + len(indices))):
+            raise ValueError(f"an ImageUnit needs consecutive indices, got {indices[:8]}")
 
     @property
     def indices(self) -> Iterator[int]:

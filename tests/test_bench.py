@@ -101,3 +101,18 @@ def test_a_distributed_run_reports_its_rates_against_the_limit(ray_session: Any)
         data["distributed_items_per_s"] / data["distributed_limit_fps"]
     )
     assert data["distributed_cpu_ms_per_item"]["InferenceActor"] > 0
+
+
+def test_the_collector_mode_reports_each_unit_size_and_judges_the_target_at_64(
+    ray_session: Any,
+) -> None:
+    code, data, output = bench("--modes", "collector", "--collector-rows", "1024")
+
+    assert code == 0, output
+    for n in (8, 64, 256):
+        assert data[f"collector_results_per_s_{n}"] > 0
+        assert data[f"collector_build_rows_per_s_{n}"] > 0
+    assert data["collector_transport_rows_per_s_64"] > 0
+    target = data["targets"]["collector_results_per_s"]
+    assert target["value"] == data["collector_results_per_s_64"]
+    assert target["target"] == ">= 20000.0"

@@ -18,15 +18,17 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import OutputError, OutputExistsError
 from .._prediction import RESULT_SCHEMA
+from .._rows import index_range
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +104,14 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 
 
 class ParquetSink:
-    """Append rows in index order; commit a part every ``rows_per_part`` rows.
+    """Append record batches in index order; commit a part every ``rows_per_part`` rows.
 
-    >>> sink = ParquetSink(tmp / "out", fingerprint="job")   # doctest: +SKIP
-    >>> sink.write([{"index": 0, "source": "a.jpg", ...}])    # doctest: +SKIP
-    >>> sink.finish(total=1)                                  # doctest: +SKIP
+    Batches are held as they come and cut into parts only at commit time, so
+    the rows are never converted one by one.
+
+    >>> sink = ParquetSink(tmp / "out", fingerprint="job")     # doctest: +SKIP
+    >>> sink.write(ResultBatch.from_rows(rows).records)        # doctest: +SKIP
+    >>> sink.finish(total=len(rows))                           # doctest: +SKIP
     """
 
     def __init__(self, folder: str | Path, *, fingerprint: str, rows_per_part: int = 5000) -> None:
@@ -127,7 +132,8 @@ class ParquetSink:
             "finished": False,
         }
         self._remove_uncommitted()
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
         if manifest is None:
             _write_json_atomic(self.folder / MANIFEST, self.manifest)
 
@@ -138,7 +144,7 @@ class ParquetSink:
 
     @property
     def pending_rows(self) -> int:
-        return len(self._pending)
+        return self._pending_rows
 
     def _remove_uncommitted(self) -> None:
         listed = {p["file"] for p in self.manifest["parts"]}
@@ -149,18 +155,34 @@ class ParquetSink:
                 logger.warning("removing %s: written but never committed (a crash)", path)
                 path.unlink()
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Queue rows (index order, continuing the last row); commit full parts."""
-        self._pending.extend(rows)
-        while len(self._pending) >= self.rows_per_part:
-            self._commit(self._pending[: self.rows_per_part])
-            del self._pending[: self.rows_per_part]
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Queue ``batch`` (``RESULT_SCHEMA``, consecutive indices continuing the last
+        row written); commit every full part."""
+        first, end = index_range(batch)
+        expected = self.committed_until + self._pending_rows
+        if first != expected:
+            raise OutputError(
+                f"rows {first}..{end - 1} do not continue the rows written so far at "
+                f"{expected} (internal ordering error)"
+            )
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows < self.rows_per_part:
+            return
+        table = pa.Table.from_batches(self._pending, schema=RESULT_SCHEMA)
+        done = 0
+        while table.num_rows - done >= self.rows_per_part:
+            self._commit(table.slice(done, self.rows_per_part))
+            done += self.rows_per_part
+        rest = table.slice(done)
+        self._pending = rest.to_batches()
+        self._pending_rows = rest.num_rows
 
     def flush(self) -> None:
         """Commit whatever is pending as a (smaller) part."""
-        if self._pending:
-            self._commit(self._pending)
-            self._pending = []
+        if self._pending_rows:
+            self._commit(pa.Table.from_batches(self._pending, schema=RESULT_SCHEMA))
+            self._pending, self._pending_rows = [], 0
 
     def finish(self, total: int, stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Commit the rest and mark the run finished; return the manifest."""
@@ -174,24 +196,25 @@ class ParquetSink:
         _write_json_atomic(self.folder / MANIFEST, self.manifest)
         return self.manifest
 
-    def _commit(self, rows: Sequence[dict[str, Any]]) -> None:
-        first, last = rows[0]["index"], rows[-1]["index"]
-        if first != self.committed_until or last - first + 1 != len(rows):
+    def _commit(self, table: pa.Table) -> None:
+        first, end = index_range(table)
+        if first != self.committed_until:
             raise OutputError(
-                f"rows {first}..{last} do not continue the committed run at "
+                f"rows {first}..{end - 1} do not continue the committed run at "
                 f"{self.committed_until} (internal ordering error)"
             )
+        last = end - 1
         name = f"part-{first:012d}-{last:012d}.parquet"
         tmp = self.folder / f".{name}.tmp"
-        table = pa.Table.from_pylist(list(rows), schema=RESULT_SCHEMA)
         pq.write_table(table, tmp)
         os.replace(tmp, self.folder / name)
-        errors = sum(1 for r in rows if r.get("error"))
+        # an error row is one with a non-empty message (as the driver counts them)
+        errors = pc.sum(pc.greater(pc.utf8_length(table.column("error")), 0)).as_py() or 0
         self.manifest["parts"].append(
             {"file": name, "first": first, "last": last, "errors": errors}
         )
-        self.manifest["committed_until"] = last + 1
-        self.manifest["rows"] += len(rows)
+        self.manifest["committed_until"] = end
+        self.manifest["rows"] += table.num_rows
         self.manifest["errors"] += errors
         _write_json_atomic(self.folder / MANIFEST, self.manifest)
 

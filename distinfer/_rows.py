@@ -1,0 +1,142 @@
+"""Result rows on their way to the collector: one Arrow record batch per unit of work.
+
+Every unit covers a contiguous index range: consecutive images, a run of
+frames of one video, a single item split off a failing unit, or the error rows
+the driver writes for such a unit. Its rows therefore travel as one
+``ResultBatch``, a record batch of ``RESULT_SCHEMA`` whose index column is
+``first, first + 1, ..., end - 1``; the collector reorders whole batches by
+``first`` and never looks at a row on its own.
+
+Between processes a batch travels as an Arrow IPC message without its schema
+(both ends know ``RESULT_SCHEMA``): pickling the record batch itself rebuilds
+the nested schema from Python objects on every call, which costs more than the
+rows of a small unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ._prediction import RESULT_SCHEMA, Prediction
+
+
+def error_row(index: int, source: str, frame: int | None, error: str, node: str) -> dict[str, Any]:
+    """The row of an item that failed: ``error`` set, no predictions."""
+    return {
+        "index": index,
+        "source": source,
+        "frame": frame,
+        "width": None,
+        "height": None,
+        "predictions": [],
+        "text": None,
+        "tensors": [],
+        "error": error,
+        "node": node,
+    }
+
+
+def result_row(
+    index: int, source: str, frame: int | None, prediction: Prediction, node: str
+) -> dict[str, Any]:
+    """The row of an item that succeeded."""
+    return {
+        "index": index,
+        "source": source,
+        "frame": frame,
+        **prediction.to_row(),
+        "error": None,
+        "node": node,
+    }
+
+
+def index_range(rows: pa.RecordBatch | pa.Table) -> tuple[int, int]:
+    """``(first, end)`` of rows whose indices are ``first .. end - 1`` in order.
+
+    Raises ``ValueError`` for no rows, a missing index, or indices that are not
+    consecutive: every unit of work covers a contiguous range, so such rows mean
+    a bug upstream, and taking them would misplace results.
+
+    >>> index_range(pa.table({"index": [7, 8, 9]}))
+    (7, 10)
+    """
+    n = rows.num_rows
+    if n == 0:
+        raise ValueError("result rows: expected at least one row, got none")
+    column = rows.column("index")
+    if column.null_count:
+        raise ValueError(
+            f"result rows: expected an index on every row, {column.null_count} lack one"
+        )
+    indices = column.to_numpy()
+    first = int(indices[0])
+    if n > 1 and not (int(indices[-1]) == first + n - 1 and bool((np.diff(indices) == 1).all())):
+        shown = ", ".join(map(str, indices[:8])) + (", ..." if n > 8 else "")
+        raise ValueError(
+            f"result rows: expected consecutive indices {first}..{first + n - 1}, got [{shown}]"
+        )
+    return first, first + n
+
+
+@dataclass(frozen=True, eq=False)
+class ResultBatch:
+    """The rows of one unit, indices ``first .. end - 1``, as a record batch of ``RESULT_SCHEMA``.
+
+    Validated at construction, which also runs when a batch arrives in another
+    process: a collector never holds rows out of range.
+
+    >>> batch = ResultBatch.from_rows([error_row(i, "a.jpg", None, "bad", "n") for i in (4, 3)])
+    >>> batch.first, batch.end, len(batch)
+    (3, 5, 2)
+    >>> len(batch.since(4)), batch.since(4).first
+    (1, 4)
+    """
+
+    records: pa.RecordBatch
+    first: int = field(init=False)
+    end: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.records.schema.equals(RESULT_SCHEMA):
+            raise ValueError(
+                f"result rows: expected RESULT_SCHEMA {RESULT_SCHEMA.names}, "
+                f"got {self.records.schema.names}"
+            )
+        first, end = index_range(self.records)
+        object.__setattr__(self, "first", first)
+        object.__setattr__(self, "end", end)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> ResultBatch:
+        """Rows as ``error_row``/``result_row`` make them, in any order."""
+        ordered = sorted(rows, key=itemgetter("index"))
+        return cls(pa.RecordBatch.from_pylist(ordered, schema=RESULT_SCHEMA))
+
+    def __len__(self) -> int:
+        return self.end - self.first
+
+    def since(self, index: int) -> ResultBatch:
+        """The rows from ``index`` on (``first <= index < end``); no copy."""
+        if not self.first <= index < self.end:
+            raise ValueError(f"index {index} is outside this batch ({self.first}..{self.end - 1})")
+        return ResultBatch(self.records.slice(index - self.first))
+
+    def errors(self) -> list[str]:
+        """The error messages of the failed rows, in index order."""
+        return [e for e in self.records.column("error").to_pylist() if e]
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        return self.records.to_pylist()  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> tuple[Any, tuple[pa.Buffer]]:
+        return _from_message, (self.records.serialize(),)
+
+
+def _from_message(message: pa.Buffer) -> ResultBatch:
+    return ResultBatch(pa.ipc.read_record_batch(message, RESULT_SCHEMA))
