@@ -336,8 +336,9 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
         "items/s, Ray Data running distinfer's async engine",
     )
     report.notes["raydata"] = (
-        f"raydata: the Ray Data idiom, map_batches with a pool of {cpus} predictor actors "
-        "(1 CPU each) running the same task, one synchronous request per image; "
+        f"raydata: the Ray Data idiom, map_batches with a pool of {max(1, cpus - 1)} predictor "
+        "actors (1 CPU each, one CPU left for reading) running the same task, one "
+        "synchronous request per image; "
         "raydata_async_engine: one map_batches actor running distinfer's async Engine. "
         f"batch_size={RAYDATA_BATCH_ROWS}, write_parquet; every run timed from job start "
         "(actor start and model compile included) to the last file written"
@@ -358,7 +359,7 @@ def _raydata_job(
         RayDataEngine,
         fn_constructor_kwargs={"model": model, "indices": indices, "asynchronous": asynchronous},
         batch_size=RAYDATA_BATCH_ROWS,
-        concurrency=1 if asynchronous else cpus,
+        concurrency=1 if asynchronous else max(1, cpus - 1),
         num_cpus=max(1, cpus - 1) if asynchronous else 1,
         batch_format="numpy",
     )
