@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from ._errors import WorkerError
 
 #: What not to upload with the working dir.
 EXCLUDES = [".venv", ".git", "__pycache__", "*.parquet", "*.mp4"]
+#: A head that has just started answers before its job agent is up ("No available
+#: agent to submit job, please try again later"): wait this long for it.
+AGENT_WAIT_S = 60.0
 
 
 def entrypoint(config_name: str, overrides: Sequence[str], overwrite: bool) -> str:
@@ -43,14 +47,23 @@ def submit_job(
     """Submit; print the job id; with ``follow``, stream logs and return the exit code."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    try:
-        client = JobSubmissionClient(address)
-        job_id = client.submit_job(
-            entrypoint=entrypoint(config_path.name, overrides, overwrite),
-            runtime_env={"working_dir": str(config_path.resolve().parent), "excludes": EXCLUDES},
-        )
-    except Exception as exc:  # connection, authentication, upload
-        raise WorkerError(f"cannot submit to {address}: {exc}") from exc
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            client = JobSubmissionClient(address)
+            job_id = client.submit_job(
+                entrypoint=entrypoint(config_path.name, overrides, overwrite),
+                runtime_env={
+                    "working_dir": str(config_path.resolve().parent),
+                    "excludes": EXCLUDES,
+                },
+            )
+            break
+        except Exception as exc:  # connection, authentication, upload
+            if "No available agent" in str(exc) and time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
+            raise WorkerError(f"cannot submit to {address}: {exc}") from exc
     print(f"submitted job {job_id} to {address}", flush=True)
     if not follow:
         return 0

@@ -71,8 +71,7 @@ def test_the_embedded_ray_listens_on_loopback_only_with_token_auth_and_no_job_ap
     exposed = [(s.address, s.port, tree[s.pid][:60]) for s in sockets if not s.loopback]
     assert exposed == []
     assert not any(answers_job_api(s.port) for s in sockets)
-    assert "Token authentication is enabled" in err  # Ray says so when it turns it on
-    assert auth_modes == {"token"}
+    assert auth_modes == {"token"}  # distinfer asks for it; no RAY_* in the CLI's environment
 
 
 def test_defaults_keep_the_dashboard_off_and_token_authentication_on() -> None:

@@ -1,0 +1,110 @@
+"""`distinfer submit` against a real head with the job API and token authentication.
+
+The head is a ``ray.cluster_utils.Cluster`` with its dashboard on 127.0.0.1 (the job
+API lives there); the job runs `distinfer run` inside the cluster and writes results
+that the test reads back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from _jobs import colour_of, job_config, labels_of, write_images
+
+from distinfer import read_results
+
+# A head as cluster.yaml starts one: token authentication on (a head started without
+# RAY_AUTH_MODE=token does not enforce it), distinfer installed (its command on PATH).
+# It runs in its own process, so this process's Ray client state plays no part.
+HEAD = """
+import socket, sys
+from ray.cluster_utils import Cluster
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+# Ports of its own: the suite's local Ray already holds Ray's default dashboard and
+# job-agent ports, and a head whose agent cannot bind has no job API.
+cluster = Cluster(initialize_head=True, head_node_args={
+    "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+    "dashboard_port": free_port(), "dashboard_agent_listen_port": free_port()})
+print(cluster.head_node.address_info["webui_url"], flush=True)
+sys.stdin.read()
+cluster.shutdown()
+"""
+
+
+@pytest.fixture(scope="module")
+def head_with_job_api() -> Iterator[str]:
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "token",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert head.stdout is not None and head.stdin is not None
+    url = head.stdout.readline().strip()
+    try:
+        assert url.startswith("127.0.0.1:"), url
+        yield url
+    finally:
+        head.stdin.close()
+        head.wait(timeout=60)
+
+
+def test_submit_runs_the_job_on_the_cluster_with_token_auth(
+    head_with_job_api: str, tmp_path: Path
+) -> None:
+    url = head_with_job_api
+    write_images(tmp_path / "imgs", 6)
+    config = job_config(tmp_path, input={"images": str(tmp_path / "imgs")})
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
+    done = subprocess.run(
+        [sys.executable, "-m", "distinfer", "submit", str(path), "--address", f"http://{url}"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "submitted job" in done.stdout and "SUCCEEDED" in done.stdout
+    rows = read_results(tmp_path / "results").to_pylist()
+    assert [r["index"] for r in rows] == list(range(6))
+    assert labels_of(rows) == [colour_of(int(Path(r["source"]).stem[3:])) for r in rows]
+
+
+def test_submit_with_a_wrong_token_is_refused_by_the_head(
+    head_with_job_api: str, tmp_path: Path
+) -> None:
+    url = head_with_job_api
+    write_images(tmp_path / "imgs", 1)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job_config(tmp_path, input={"images": str(tmp_path / "imgs")})))
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32}
+    done = subprocess.run(
+        [sys.executable, "-m", "distinfer", "submit", str(path), "--address", f"http://{url}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cannot submit" in done.stderr
+    assert "Invalid authentication token" in done.stderr, done.stderr
+    assert "submitted job" not in done.stdout
+    assert not (tmp_path / "results").exists()
