@@ -65,22 +65,24 @@ def head_with_job_api() -> Iterator[str]:
         head.wait(timeout=60)
 
 
-def test_submit_runs_the_job_on_the_cluster_with_token_auth(
-    head_with_job_api: str, tmp_path: Path
-) -> None:
-    url = head_with_job_api
-    write_images(tmp_path / "imgs", 6)
-    config = job_config(tmp_path, input={"images": str(tmp_path / "imgs")})
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
-    done = subprocess.run(
+def submit_images(url: str, tmp: Path, images: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """`distinfer submit` of a job over ``images`` generated images, results under ``tmp``."""
+    write_images(tmp / "imgs", images)
+    path = tmp / "job.yaml"
+    path.write_text(yaml.safe_dump(job_config(tmp, input={"images": str(tmp / "imgs")})))
+    return subprocess.run(
         [sys.executable, "-m", "distinfer", "submit", str(path), "--address", f"http://{url}"],
         capture_output=True,
         text=True,
         timeout=240,
-        env=env,
+        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **env},
     )
+
+
+def test_submit_runs_the_job_on_the_cluster_with_token_auth(
+    head_with_job_api: str, tmp_path: Path
+) -> None:
+    done = submit_images(head_with_job_api, tmp_path, 6, RAY_AUTH_MODE="token")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "submitted job" in done.stdout and "SUCCEEDED" in done.stdout
     rows = read_results(tmp_path / "results").to_pylist()
@@ -91,17 +93,8 @@ def test_submit_runs_the_job_on_the_cluster_with_token_auth(
 def test_submit_with_a_wrong_token_is_refused_by_the_head(
     head_with_job_api: str, tmp_path: Path
 ) -> None:
-    url = head_with_job_api
-    write_images(tmp_path / "imgs", 1)
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job_config(tmp_path, input={"images": str(tmp_path / "imgs")})))
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32}
-    done = subprocess.run(
-        [sys.executable, "-m", "distinfer", "submit", str(path), "--address", f"http://{url}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+    done = submit_images(
+        head_with_job_api, tmp_path, 1, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 32
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "cannot submit" in done.stderr
