@@ -7,6 +7,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import yaml
 from _models import classifier, image
 
 from distinfer.sinks import VideoSink
@@ -52,6 +53,13 @@ def job_config(tmp: Path, **sections: dict[str, Any]) -> dict[str, Any]:
     for name, values in sections.items():
         config[name] = {**config.get(name, {}), **values}
     return config
+
+
+def write_job(tmp: Path, **sections: dict[str, Any]) -> Path:
+    """``job_config(tmp, **sections)`` written as ``tmp/job.yaml``; its path."""
+    path = tmp / "job.yaml"
+    path.write_text(yaml.safe_dump(job_config(tmp, **sections)))
+    return path
 
 
 def labels_of(rows: list[dict[str, Any]]) -> list[str | None]:

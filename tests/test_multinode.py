@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from _jobs import colour_of, job_config, labels_of, write_images, write_video
+from _jobs import colour_of, labels_of, write_images, write_job, write_video
 
 from distinfer import read_results
 
@@ -31,9 +30,7 @@ def two_nodes() -> Iterator[Any]:
     cluster.shutdown()
 
 
-def run_cli(config: dict[str, Any], tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    path = tmp / "job.yaml"
-    path.write_text(yaml.safe_dump(config))
+def run_cli(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     return subprocess.run(
         [sys.executable, "-m", "distinfer", "run", str(path), *args],
@@ -49,12 +46,12 @@ def test_every_node_gets_work_and_output_is_complete_and_ordered(
 ) -> None:
     write_images(tmp_path / "imgs", 40)
     video = write_video(tmp_path / "clip.mp4", 30)
-    config = job_config(
+    config = write_job(
         tmp_path,
         input={"images": str(tmp_path / "imgs"), "videos": str(video), "video_segment_frames": 10},
         cluster={"address": two_nodes.address, "items_per_unit": 2, "units_in_flight_per_actor": 2},
     )
-    done = run_cli(config, tmp_path)
+    done = run_cli(config)
     assert done.returncode == 0, done.stderr
     rows = read_results(tmp_path / "results").to_pylist()
     assert [r["index"] for r in rows] == list(range(70))

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from _jobs import colour_of, job_config, labels_of, write_images
+from _jobs import colour_of, labels_of, write_images, write_job
 
 from distinfer import read_results
 
@@ -68,8 +67,7 @@ def head_with_job_api() -> Iterator[str]:
 def submit_images(url: str, tmp: Path, images: int, **env: str) -> subprocess.CompletedProcess[str]:
     """`distinfer submit` of a job over ``images`` generated images, results under ``tmp``."""
     write_images(tmp / "imgs", images)
-    path = tmp / "job.yaml"
-    path.write_text(yaml.safe_dump(job_config(tmp, input={"images": str(tmp / "imgs")})))
+    path = write_job(tmp, input={"images": str(tmp / "imgs")})
     return subprocess.run(
         [sys.executable, "-m", "distinfer", "submit", str(path), "--address", f"http://{url}"],
         capture_output=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _jobs import colour_of, job_config, labels_of
+from _jobs import colour_of, job_config, labels_of, write_job
 
 from distinfer import ActorDiedError, RunConfig, RunSummary, read_results, run
 
@@ -132,18 +132,11 @@ def test_a_removed_node_hands_its_work_to_the_surviving_node(
 ) -> None:
     # A process holds one Ray connection, and this one holds the suite's: the
     # two-node cluster runs in a subprocess.
-    import yaml
-
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            job_config(
-                tmp_path,
-                input={"images": str(images)},
-                output={"rows_per_part": 16},
-                cluster={"units_in_flight_per_actor": 2},
-            )
-        )
+    config = write_job(
+        tmp_path,
+        input={"images": str(images)},
+        output={"rows_per_part": 16},
+        cluster={"units_in_flight_per_actor": 2},
     )
     script = tmp_path / "two_nodes.py"
     script.write_text(NODE_REMOVAL)

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from _jobs import colour_of, job_config, labels_of, write_images
+from _jobs import colour_of, labels_of, write_images, write_job
 
 from distinfer import read_results
 
@@ -50,16 +49,11 @@ def resumed(tmp_path_factory: pytest.TempPathFactory, cli: Any, processes: Any) 
     """A run killed once ``KILL_AFTER_ROWS`` rows are committed, then run again."""
     tmp = tmp_path_factory.mktemp("driver-failure")
     write_images(tmp / "imgs", TOTAL)
-    config = tmp / "job.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            job_config(
-                tmp,
-                input={"images": str(tmp / "imgs")},
-                output={"rows_per_part": 10},
-                cluster={"items_per_unit": 2},
-            )
-        )
+    config = write_job(
+        tmp,
+        input={"images": str(tmp / "imgs")},
+        output={"rows_per_part": 10},
+        cluster={"items_per_unit": 2},
     )
     results = tmp / "results"
     child = cli.start("run", str(config))

@@ -17,8 +17,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-import yaml
-from _jobs import colour_of, job_config, labels_of, write_images, write_video
+from _jobs import colour_of, labels_of, write_images, write_job, write_video
 
 from distinfer import read_results
 
@@ -120,21 +119,14 @@ def test_each_hostile_input_costs_one_error_row_and_the_rest_is_processed(
     (inputs / "truncated.mp4").write_bytes(data[: len(data) // 2])
     video_without_frames(inputs / "no-frames.avi")
     out = tmp_path / "out"
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            job_config(
-                tmp_path,
-                input={
-                    "images": [str(folder), str(archive)],
-                    "videos": [
-                        str(inputs / n) for n in ("truncated.mp4", "no-frames.avi", "good.mp4")
-                    ],
-                    "max_image_pixels": 10_000_000,
-                },
-                output={"parquet": str(out / "results"), "overlays": str(out / "overlays")},
-            )
-        )
+    config = write_job(
+        tmp_path,
+        input={
+            "images": [str(folder), str(archive)],
+            "videos": [str(inputs / n) for n in ("truncated.mp4", "no-frames.avi", "good.mp4")],
+            "max_image_pixels": 10_000_000,
+        },
+        output={"parquet": str(out / "results"), "overlays": str(out / "overlays")},
     )
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(out)}
 

@@ -12,8 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-from _jobs import job_config, write_images
+from _jobs import write_images, write_job
 
 import distinfer
 from distinfer import RunConfig
@@ -35,16 +34,11 @@ def test_the_embedded_ray_listens_on_loopback_only_with_token_auth_and_no_job_ap
     tmp_path: Path, cli: Any, processes: Any
 ) -> None:
     write_images(tmp_path / "imgs", 150)
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            job_config(
-                tmp_path,
-                input={"images": str(tmp_path / "imgs")},
-                output={"rows_per_part": 10},
-                cluster={"items_per_unit": 2},
-            )
-        )
+    config = write_job(
+        tmp_path,
+        input={"images": str(tmp_path / "imgs")},
+        output={"rows_per_part": 10},
+        cluster={"items_per_unit": 2},
     )
     child = cli.start("run", str(config))  # no loopback switch in its environment
     tree: dict[int, str] = {}
