@@ -1,12 +1,13 @@
 """``Deployment``: the Geti SDK's local deployment API on distinfer's engine.
 
 Differences from the Geti SDK, on purpose: ``max_async_infer_requests=None``
-sizes the queue to the cores (not one request); synchronous ``infer`` runs on
-a LATENCY-hint compile of the same models (made on first use), so one image
-at a time still uses every core; user callbacks run on one
-dispatcher thread of ours, never on OpenVINO's; an exception in a callback or
-in post-processing is collected and raised from the next ``await_all()`` with
-the ``runtime_data`` of the item, and the queue stays usable.
+sizes the queue to the cores, two per OpenVINO stream at least (not one
+request); synchronous ``infer`` runs on a LATENCY-hint compile of the same
+models (made on first use), so one image at a time still uses every core;
+user callbacks run on one dispatcher thread of ours, never on OpenVINO's; an
+exception in a callback or in post-processing is collected and raised from the
+next ``await_all()`` with the ``runtime_data`` of the item, and the queue stays
+usable.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class Deployment:
         openvino_configuration: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
-        """Compile the models. ``max_async_infer_requests=None``: one request per core.
+        """Compile the models. ``max_async_infer_requests=None``: one request per core,
+        and at least two per OpenVINO stream.
 
         ``openvino_configuration`` applies to both compiles; its
         ``PERFORMANCE_HINT`` (default THROUGHPUT) to the asynchronous one only.

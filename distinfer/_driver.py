@@ -173,7 +173,6 @@ def start_actors(ray: Any, config: RunConfig) -> dict[str, Any]:
         if not node.get("Alive") or cpus <= 0:
             continue
         share = cpus / cluster.actors_per_node
-        jobs = cluster.jobs_per_actor if cluster.jobs_per_actor is not None else max(1, int(share))
         openvino = dict(config.model.openvino)
         if cluster.actors_per_node > 1:
             # Several OpenVINO instances on one node: each gets its share of cores
@@ -191,7 +190,7 @@ def start_actors(ray: Any, config: RunConfig) -> dict[str, Any]:
             ).remote(
                 model,
                 config.base_dir,
-                jobs=jobs,
+                jobs=cluster.jobs_per_actor,  # None: the engine's default for its cores
                 max_image_pixels=config.input.max_image_pixels,
                 max_file_bytes=config.input.max_file_bytes,
                 overlays_dir=overlays,

@@ -152,7 +152,9 @@ class _BlockingStage:
 class Engine:
     """A task compiled for one device, with async infer queues and host threads.
 
-    ``jobs`` is the number of infer requests per stage (None: one per core);
+    ``jobs`` is the number of infer requests per stage (None: one per core, and
+    at least two per OpenVINO stream, so a stream always has a request waiting
+    while the host copies the last one's outputs; 0: OpenVINO's optimal number);
     ``max_in_flight`` bounds the items between ``submit`` and their completion
     (None: twice ``jobs``), so host threads decode and post-process the next
     items while the device runs the current ones. ``config`` is passed to
@@ -181,7 +183,7 @@ class Engine:
         self.task = task
         self.device = device
         self.latency = latency
-        self.jobs = (1 if latency else available_cores()) if jobs is None else jobs
+        self.jobs = 1 if latency and jobs is None else jobs  # resolved per stage in start()
         hint = "LATENCY" if latency else "THROUGHPUT"
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": hint, **(config or {})}
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -210,12 +212,10 @@ class Engine:
                     f"cannot compile stage {name!r} of task {self.task.kind!r} "
                     f"for {self.device}: {exc}"
                 ) from exc
-            jobs = self.jobs
-            if jobs == 0:
-                jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
             stage = _BlockingStage if self.latency else _Stage
-            self._stages[name] = stage(compiled, jobs)
+            self._stages[name] = stage(compiled, self._requests(compiled))
         requests = max(len(s) for s in self._stages.values())
+        self.jobs = requests
         self.max_in_flight = self._max_in_flight or 2 * requests
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="distinfer-host")
@@ -227,6 +227,19 @@ class Engine:
             self.max_in_flight,
         )
         return self
+
+    def _requests(self, compiled: ov.CompiledModel) -> int:
+        if self.jobs:
+            return self.jobs
+        optimal = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        if self.jobs == 0:
+            return optimal
+        # Measured on 2 cores (ppocr-det, THROUGHPUT: 2 streams): 2 requests reach
+        # 0.89-0.91 of the bare model's limit, 4 reach 0.95: with one request per
+        # stream, a stream idles while its request waits for the GIL to hand back
+        # outputs.
+        threads = self.config.get("INFERENCE_NUM_THREADS") or available_cores()
+        return max(int(threads), 2 * optimal)
 
     def close(self) -> None:
         """Finish the items in flight, then release the threads and the queues."""

@@ -29,11 +29,18 @@ def test_predict_decodes_encoded_bytes() -> None:
 
 
 def test_queue_is_sized_to_the_cores_by_default_and_zero_means_optimal() -> None:
-    with Engine(MeanColourTask()) as engine:
-        assert engine.jobs == available_cores()
-        assert engine.max_in_flight == 2 * available_cores()
     with Engine(MeanColourTask(), jobs=0) as engine:
-        assert engine.max_in_flight >= 2  # OPTIMAL_NUMBER_OF_INFER_REQUESTS, at least 1
+        optimal = engine.jobs  # OPTIMAL_NUMBER_OF_INFER_REQUESTS
+        assert optimal is not None and optimal >= 1
+        assert engine.max_in_flight == 2 * optimal
+    with Engine(MeanColourTask()) as engine:  # a core each, two per stream at least
+        assert engine.jobs == max(available_cores(), 2 * optimal)
+        assert engine.max_in_flight == 2 * engine.jobs
+    one_thread = {"INFERENCE_NUM_THREADS": 1}  # an actor's share of a node's cores
+    with Engine(MeanColourTask(), jobs=0, config=one_thread) as engine:
+        optimal = engine.jobs
+    with Engine(MeanColourTask(), config=one_thread) as engine:
+        assert optimal is not None and engine.jobs == 2 * optimal
 
 
 def test_submit_overlaps_items_and_bounds_what_is_in_flight() -> None:
