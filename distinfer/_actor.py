@@ -78,6 +78,7 @@ class InferenceActor:
             config=model.openvino,
             cache_dir=model.cache_dir,
             max_image_pixels=max_image_pixels,
+            batch=model.batch,
         ).start()
         self.max_file_bytes = max_file_bytes
         self.overlays_dir = Path(overlays_dir) if overlays_dir else None

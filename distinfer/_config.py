@@ -38,6 +38,7 @@ class ModelConfig(_Section):
     device: str = "CPU"
     openvino: dict[str, Any] = Field(default_factory=dict)
     cache_dir: str | None = None
+    batch: int | None = Field(default=None, ge=1)
 
     def build_task(self, base_dir: str | Path = ".") -> Task:
         """Load the task this section describes (a bundled model, file or folder)."""
@@ -102,13 +103,21 @@ class ClusterConfig(_Section):
     actors_per_node: int = Field(default=1, gt=0)
     cpus_per_actor: float | None = Field(default=None, gt=0)
     jobs_per_actor: int | None = Field(default=None, ge=0)
-    items_per_unit: int = Field(default=8, gt=0)
+    items_per_unit: int | Literal["auto"] = "auto"
     units_in_flight_per_actor: int = Field(default=4, gt=0)
     reorder_buffer_items: int = Field(default=4096, gt=0)
     max_error_fraction: float = Field(default=1.0, ge=0, le=1)
     max_actor_restarts: int = Field(default=1, ge=0)
     dashboard: bool = False
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
+
+    @field_validator("items_per_unit", mode="before")
+    @classmethod
+    def _auto_or_count(cls, value: Any) -> Any:
+        count = isinstance(value, int) and not isinstance(value, bool)
+        if value == "auto" or (count and value > 0):
+            return value
+        raise ValueError("give a number of images greater than 0, or auto")
 
 
 class RunConfig(_Section):

@@ -33,7 +33,7 @@ from ._actor import describe
 from ._config import ClusterConfig
 from ._errors import ActorDiedError, DistinferError, WorkerError
 from ._rows import ResultBatch, error_row
-from ._work import ImageUnit, UnitDone, WorkUnit
+from ._work import ImageUnit, UnitDone, UnitSize, WorkUnit
 
 if TYPE_CHECKING:
     from ._driver import ProgressFn, RunSummary
@@ -109,6 +109,7 @@ class Dispatcher:
         units: Iterator[WorkUnit | dict[str, Any]],
         summary: RunSummary,
         progress: ProgressFn | None,
+        unit_size: UnitSize | None = None,
     ) -> None:
         self.ray = ray
         self.cluster = cluster
@@ -117,6 +118,7 @@ class Dispatcher:
         self.units = units
         self.summary = summary
         self.progress = progress
+        self.unit_size = unit_size  # told how fast items are done (``items_per_unit: auto``)
         self.retry: deque[WorkUnit] = deque()
         self.peeked: WorkUnit | None = None
         self.exhausted = False
@@ -249,6 +251,8 @@ class Dispatcher:
             unit.first_index, unit.first_index + len(unit), done.items, done.errors, unit=unit
         )
         self.on_delivered(delivery, done.collector_epoch, done.committed_until)
+        if self.unit_size is not None:
+            self.unit_size.observe(time.perf_counter(), s.processed)
 
     def send_rows(self, rows: ResultBatch) -> None:
         """Hand error rows made here (not by an actor) to the collector."""

@@ -26,7 +26,7 @@ from ._dispatch import Abort, Dispatcher
 from ._errors import ActorDiedError, ConfigError, InputError
 from ._ray import ray_session
 from ._rows import error_row
-from ._work import ImageUnit, VideoUnit, WorkUnit
+from ._work import ImageUnit, UnitSize, VideoUnit, WorkUnit
 from .sinks._parquet import prepare_output
 from .sources import iter_images, plan_segments, probe
 
@@ -46,6 +46,7 @@ class RunSummary:
     nodes: dict[str, dict[str, float]] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
+    items_per_unit: int = 0  # images per unit at the end (``items_per_unit: auto`` adapts)
 
     @property
     def items_per_s(self) -> float:
@@ -107,10 +108,11 @@ class Enumeration:
     iteration ends.
     """
 
-    def __init__(self, config: RunConfig, plan: _Plan, resume_from: int) -> None:
+    def __init__(self, config: RunConfig, plan: _Plan, resume_from: int, size: UnitSize) -> None:
         self.config = config
         self.plan = plan
         self.resume_from = resume_from
+        self.size = size
         self.total: int | None = None
 
     def __iter__(self) -> Iterator[WorkUnit | dict[str, Any]]:
@@ -131,7 +133,7 @@ class Enumeration:
             for ref in refs:
                 if index >= resume_from:
                     batch.append((index, ref))
-                    if len(batch) == config.cluster.items_per_unit:
+                    if len(batch) >= self.size.value:
                         yield ImageUnit(next(unit_ids), tuple(batch))
                         batch = []
                 index += 1
@@ -271,9 +273,22 @@ def run(
         actors: dict[str, Any] = {}
         try:
             actors = start_actors(ray, config)
-            enumeration = Enumeration(config, plan, resume_from)
+            size = UnitSize(
+                config.cluster.items_per_unit,
+                actors=len(actors),
+                units_in_flight=config.cluster.units_in_flight_per_actor,
+                window_items=config.cluster.reorder_buffer_items,
+            )
+            enumeration = Enumeration(config, plan, resume_from, size)
             dispatcher = Dispatcher(
-                ray, config.cluster, collector, dict(actors), iter(enumeration), summary, progress
+                ray,
+                config.cluster,
+                collector,
+                dict(actors),
+                iter(enumeration),
+                summary,
+                progress,
+                unit_size=size,
             )
             try:
                 dispatcher.run()
@@ -284,9 +299,11 @@ def run(
             assert enumeration.total is not None
             total = summary.total = enumeration.total
             summary.elapsed_s = time.perf_counter() - started
+            summary.items_per_unit = size.value
             stats = {
                 "elapsed_s": summary.elapsed_s,
                 "items_per_s": summary.items_per_s,
+                "items_per_unit": size.value,
                 "nodes": summary.nodes,
                 "resumed_from": resume_from,
             }

@@ -63,12 +63,21 @@ class _Call:
         self.error: BaseException | None = None
         self.lock = threading.Lock()
         self.done = threading.Event()
+        if not inputs:
+            self.done.set()
 
     def finish_one(self) -> None:
         with self.lock:
             self.remaining -= 1
             if self.remaining == 0:
                 self.done.set()
+
+    def wait(self) -> list[list[np.ndarray]]:
+        """Each request's outputs, once every request has finished."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.outputs
 
 
 class _Stage:
@@ -95,24 +104,55 @@ class _Stage:
             call.error = exc
         call.finish_one()
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        if not inputs:
-            return []
-        batched = [np.ascontiguousarray(x[None]) for x in inputs]
-        call = _Call(batched)
-        for i, x in enumerate(batched):
+    def start(self, tensors: Sequence[np.ndarray]) -> _Call:
+        """Queue one request per tensor (each with its batch dimension)."""
+        call = _Call(tensors)
+        for i, x in enumerate(tensors):
             with self._submit_lock:
                 self.queue.start_async({0: x}, (call, i), share_inputs=True)
-        call.done.wait()
-        if call.error is not None:
-            raise call.error
-        return call.outputs
+        return call
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        return self.start([np.ascontiguousarray(x[None]) for x in inputs]).wait()
 
     def __len__(self) -> int:
         return self.requests
 
     def close(self) -> None:
         self.queue.wait_all()
+
+
+class _BatchedStage:
+    """A stage whose requests carry ``size`` inputs each, for small models.
+
+    A request has a fixed cost beyond the model's (scheduling, a callback, a
+    copy); for a classifier of 48x192 crops it is a large part of the whole,
+    and batch 8 runs more crops per second than batch 1 (5,500 vs 3,700 on
+    2 cores, PP-OCR's orientation classifier). Full groups of ``size`` go to
+    the graph compiled at that batch; the rest to the batch-1 graph, so one
+    input never pays for ``size``.
+    """
+
+    def __init__(self, batched: _Stage, single: _Stage, size: int) -> None:
+        self.batched, self.single, self.size = batched, single, size
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        full = len(inputs) - len(inputs) % self.size
+        groups = self.batched.start(
+            [np.stack(inputs[k : k + self.size]) for k in range(0, full, self.size)]
+        )
+        rest = self.single.start([np.ascontiguousarray(x[None]) for x in inputs[full:]])
+        outputs = [
+            [out[j : j + 1] for out in group] for group in groups.wait() for j in range(self.size)
+        ]
+        return outputs + rest.wait()
+
+    def __len__(self) -> int:
+        return max(len(self.batched), len(self.single))
+
+    def close(self) -> None:
+        self.batched.close()
+        self.single.close()
 
 
 class _BlockingStage:
@@ -149,6 +189,22 @@ class _BlockingStage:
         pass
 
 
+def with_batch(graph: ov.Model, size: int) -> ov.Model:
+    """``graph`` with a static batch of ``size`` on its one input (a copy)."""
+    if len(graph.inputs) != 1:
+        raise ModelError(f"batching needs a graph with one input, this one has {len(graph.inputs)}")
+    shape = graph.inputs[0].get_partial_shape()
+    if shape.rank.is_dynamic or len(shape) < 1:
+        raise ModelError(f"batching needs an input of known rank, got {shape}")
+    shape[0] = size
+    batched = graph.clone()
+    try:
+        batched.reshape({batched.inputs[0]: shape})
+    except Exception as exc:
+        raise ModelError(f"this graph cannot run with batch {size} ({exc}); set batch: 1") from exc
+    return batched
+
+
 class Engine:
     """A task compiled for one device, with async infer queues and host threads.
 
@@ -160,6 +216,10 @@ class Engine:
     items while the device runs the current ones. ``config`` is passed to
     OpenVINO (default ``PERFORMANCE_HINT=THROUGHPUT``); ``cache_dir`` keeps
     compiled blobs so the next start is faster.
+
+    ``batch`` is how many inputs one request of a stage carries (None: what
+    the task asks for in ``batch_sizes``, if anything; an int: every stage).
+    Only the THROUGHPUT engine batches.
 
     ``latency=True`` is for one item at a time (``Deployment.infer``): the
     LATENCY hint (one request spans all cores), blocking requests run on the
@@ -177,9 +237,15 @@ class Engine:
         max_in_flight: int | None = None,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         latency: bool = False,
+        batch: int | None = None,
     ) -> None:
         if jobs is not None and jobs < 0:
             raise ValueError(f"jobs must be >= 0 (0: OpenVINO's optimal number), got {jobs}")
+        if batch is not None and batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.batch = batch
+        #: Inputs per request of the stages that batch (known once started).
+        self.batch_sizes: dict[str, int] = {}
         self.task = task
         self.device = device
         self.latency = latency
@@ -190,7 +256,7 @@ class Engine:
         self.max_image_pixels = max_image_pixels
         self._max_in_flight = max_in_flight
         self.max_in_flight = 0  # known once compiled: depends on the requests per stage
-        self._stages: dict[str, _Stage | _BlockingStage] = {}
+        self._stages: dict[str, _Stage | _BatchedStage | _BlockingStage] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._slots: threading.BoundedSemaphore | None = None
 
@@ -204,29 +270,48 @@ class Engine:
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             core.set_property({"CACHE_DIR": str(self.cache_dir)})
+        sizes: Mapping[str, int] = getattr(self.task, "batch_sizes", {})
         for name, graph in self.task.graphs().items():
-            try:
-                compiled = core.compile_model(graph, self.device, self.config)
-            except Exception as exc:
-                raise ModelError(
-                    f"cannot compile stage {name!r} of task {self.task.kind!r} "
-                    f"for {self.device}: {exc}"
-                ) from exc
-            stage = _BlockingStage if self.latency else _Stage
-            self._stages[name] = stage(compiled, self._requests(compiled))
+            compiled = self._compile(core, name, graph)
+            size = 1 if self.latency else (self.batch or sizes.get(name, 1))
+            if self.latency:
+                self._stages[name] = _BlockingStage(compiled, self._requests(compiled))
+            elif size == 1:
+                self._stages[name] = _Stage(compiled, self._requests(compiled))
+            else:
+                batched = self._compile(core, name, with_batch(graph, size))
+                self._stages[name] = _BatchedStage(
+                    _Stage(batched, self._requests(batched)),
+                    _Stage(compiled, self._requests(compiled)),
+                    size,
+                )
         requests = max(len(s) for s in self._stages.values())
         self.jobs = requests
+        self.batch_sizes = {
+            name: stage.size
+            for name, stage in self._stages.items()
+            if isinstance(stage, _BatchedStage)
+        }
         self.max_in_flight = self._max_in_flight or 2 * requests
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="distinfer-host")
         logger.info(
-            "compiled %s on %s: %d infer requests per stage, %d items in flight",
+            "compiled %s on %s: %d infer requests per stage, %d items in flight, batches %s",
             self.task.kind,
             self.device,
             requests,
             self.max_in_flight,
+            self.batch_sizes or "none",
         )
         return self
+
+    def _compile(self, core: ov.Core, name: str, graph: ov.Model) -> ov.CompiledModel:
+        try:
+            return core.compile_model(graph, self.device, self.config)
+        except Exception as exc:
+            raise ModelError(
+                f"cannot compile stage {name!r} of task {self.task.kind!r} for {self.device}: {exc}"
+            ) from exc
 
     def _requests(self, compiled: ov.CompiledModel) -> int:
         if self.jobs:

@@ -6,6 +6,7 @@ Every unit covers a contiguous range of indices, ``first_index`` up to
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,3 +89,58 @@ class UnitDone:
     committed_until: int = 0
     error_samples: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: ``items_per_unit: auto``: units start at this many images ...
+AUTO_MIN_ITEMS = 8
+#: ... and grow up to this many, ...
+AUTO_MAX_ITEMS = 256
+#: ... so that a unit holds about this much of one actor's work.
+AUTO_UNIT_S = 0.25
+#: The rate is measured over the acknowledgements of about this long.
+AUTO_WINDOW_S = 2.0
+
+
+class UnitSize:
+    """How many images the next unit holds: fixed, or ``auto``.
+
+    ``auto`` keeps a unit at about ``AUTO_UNIT_S`` of an actor's work, measured
+    as the run goes: a large model stays at a few images a unit (first results
+    come soon, a retry costs little), a small one grows to hundreds, so that
+    Ray's per-call cost and the collector's per-batch cost stay small next to
+    the model's. Never beyond what the reorder window holds for every unit in
+    flight, so the window never stalls the dispatch.
+
+    >>> size = UnitSize("auto", actors=1, units_in_flight=4, window_items=4096)
+    >>> size.value
+    8
+    >>> for t in range(5):
+    ...     size.observe(float(t), 1000 * t)    # 1,000 items/s
+    >>> size.value                              # 0.25 s of 1,000 items/s
+    248
+    """
+
+    def __init__(
+        self, setting: int | str, *, actors: int, units_in_flight: int, window_items: int
+    ) -> None:
+        self.fixed = setting if isinstance(setting, int) else None
+        self.value = self.fixed or AUTO_MIN_ITEMS
+        self.actors = max(1, actors)
+        self.ceiling = max(
+            AUTO_MIN_ITEMS, min(AUTO_MAX_ITEMS, window_items // (self.actors * units_in_flight))
+        )
+        self.acks: deque[tuple[float, int]] = deque()
+
+    def observe(self, now: float, processed: int) -> None:
+        """Note that ``processed`` items were done by ``now`` (seconds, monotonic)."""
+        if self.fixed is not None:
+            return
+        self.acks.append((now, processed))
+        while len(self.acks) > 2 and now - self.acks[1][0] >= AUTO_WINDOW_S:
+            self.acks.popleft()
+        (t0, n0), (t1, n1) = self.acks[0], self.acks[-1]
+        if t1 - t0 < AUTO_UNIT_S:
+            return
+        per_actor = (n1 - n0) / (t1 - t0) / self.actors
+        wanted = int(per_actor * AUTO_UNIT_S) // AUTO_MIN_ITEMS * AUTO_MIN_ITEMS
+        self.value = min(self.ceiling, max(AUTO_MIN_ITEMS, wanted))

@@ -113,7 +113,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=Path("out/load"))
     parser.add_argument("--model", default="ppocr-cls", help="bundled name or model path")
-    parser.add_argument("--items-per-unit", type=int, default=32)
+    parser.add_argument(
+        "--items-per-unit", default="auto", type=lambda v: v if v == "auto" else int(v)
+    )
     args = parser.parse_args()
 
     images = args.out / "images"

@@ -5,10 +5,10 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from _tasks import BatchedMeanColourTask, MeanColourTask, solid
+from _tasks import SIZE, BatchedMeanColourTask, MeanColourTask, solid
 
-from distinfer import InputError, Prediction
-from distinfer._engine import Engine, available_cores
+from distinfer import InputError, ModelError, Prediction
+from distinfer._engine import Engine, available_cores, with_batch
 
 
 def test_predict_runs_the_graph_and_reports_source_size() -> None:
@@ -122,3 +122,38 @@ def test_a_batch_is_one_infer_call_and_failures_stay_per_item() -> None:
     (outs,) = got
     assert isinstance(outs[0], Prediction)  # retried alone after the batch failed
     assert isinstance(outs[1], ValueError) and "poisoned image" in str(outs[1])
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 9])
+def test_batched_requests_give_every_input_its_own_outputs(count: int) -> None:
+    rng = np.random.default_rng(count)
+    images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(count)]
+    with Engine(MeanColourTask(), batch=4) as engine:
+        assert engine.batch_sizes == {"mean": 4}
+        outputs = engine.infer("mean", images)
+    assert [[o.shape for o in out] for out in outputs] == [[(1, 3)]] * count
+    for image, out in zip(images, outputs, strict=True):
+        np.testing.assert_allclose(out[0][0], image.reshape(-1, 3).mean(axis=0), rtol=1e-6)
+
+
+def test_a_tasks_batch_sizes_are_its_default_and_the_latency_engine_never_batches() -> None:
+    task = MeanColourTask()
+    task.batch_sizes = {"mean": 2}  # type: ignore[attr-defined]
+    with Engine(task) as engine:
+        assert engine.batch_sizes == {"mean": 2}
+        assert engine.predict(solid((0, 200, 0))).annotations[0].label == "green"
+    with Engine(task, latency=True) as engine:
+        assert engine.batch_sizes == {}
+
+
+def test_a_graph_that_cannot_batch_says_so() -> None:
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    a = ops.parameter([1, 3], ov.Type.f32, name="a")
+    b = ops.parameter([1, 3], ov.Type.f32, name="b")
+    two_inputs = ov.Model([ops.result(ops.add(a, b))], [a, b], "two")
+    with pytest.raises(ModelError, match="one input"):
+        with_batch(two_inputs, 4)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        Engine(MeanColourTask(), batch=0)

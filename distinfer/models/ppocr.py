@@ -57,6 +57,8 @@ REC_WIDTHS = (320, 640, 960, 1280, 1920)
 CLS_LABELS = ("0", "180")
 #: Classifier windows averaged per text line (see ``cls_windows``).
 CLS_WINDOWS = 3
+#: Crops per request of the orientation classifier (small: per-request cost matters).
+CLS_BATCH = 8
 
 
 #: A folder holding the PP-OCR files instead of the rapidocr wheel (air-gapped nodes).
@@ -256,6 +258,8 @@ class TextOrientationTask(_PPOCRBase):
 
     kind = "ppocr-cls"
     files = (CLS_FILE,)
+    #: Inputs per request of the throughput engine (``Engine.batch``).
+    batch_sizes: ClassVar[Mapping[str, int]] = {"cls": CLS_BATCH}
 
     def graphs(self) -> Mapping[str, ov.Model]:
         return {"cls": _cls_graph(self.paths[CLS_FILE])}
@@ -308,6 +312,7 @@ class OCRTask(_PPOCRBase):
 
     kind = "ppocr"
     files = (DET_FILE, CLS_FILE, REC_FILE)
+    batch_sizes: ClassVar[Mapping[str, int]] = {"cls": CLS_BATCH}
 
     def __init__(
         self,

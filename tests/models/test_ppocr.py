@@ -396,3 +396,21 @@ def test_a_batch_of_crops_classifies_like_one_crop_at_a_time() -> None:
         singles = [engine.predict(c) for c in crops]
     assert [p.annotations[0].label for p in batch] == [p.annotations[0].label for p in singles]  # type: ignore[union-attr]
     assert batch[1].annotations[0].label == "180"  # type: ignore[union-attr]
+
+
+def test_crops_in_batched_requests_classify_like_crops_one_request_each() -> None:
+    crops = render_crops(np.random.default_rng(6), 21)  # two groups of 8, and 5 left over
+    for k in range(0, 21, 3):
+        crops[k] = np.ascontiguousarray(crops[k][::-1, ::-1])
+    with Engine(bundled("ppocr-cls")) as batched, Engine(bundled("ppocr-cls"), batch=1) as single:
+        assert batched.batch_sizes == {"cls": 8} and single.batch_sizes == {}
+        got, _ = batched.predict_batch(crops)
+        want, _ = single.predict_batch(crops)
+    labels = [p.annotations[0].label for p in got]  # type: ignore[union-attr]
+    assert labels == [p.annotations[0].label for p in want]  # type: ignore[union-attr]
+    assert labels.count("180") >= 6
+    np.testing.assert_allclose(
+        [p.annotations[0].score for p in got],  # type: ignore[union-attr]
+        [p.annotations[0].score for p in want],  # type: ignore[union-attr]
+        atol=1e-4,
+    )

@@ -37,7 +37,7 @@ CASES: dict[str, tuple[Any, tuple[str, ...], str]] = {
     "wrong type": (
         lambda c: section(c, "cluster", items_per_unit="many"),
         (),
-        "cluster.items_per_unit: Input should be a valid integer",
+        "cluster.items_per_unit: give a number of images greater than 0, or auto",
     ),
     "out of range": (
         lambda c: section(c, "input", max_image_pixels=-5),
