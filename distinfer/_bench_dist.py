@@ -369,6 +369,7 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
     saved = {name: getattr(context, name) for name in quiet}
     for name, value in quiet.items():
         setattr(context, name, value)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
     try:
         walls = {
             variant: _raydata_job(ray, options.model, paths, cpus, workdir / variant, variant)
@@ -415,12 +416,13 @@ def _raydata_job(
     files = [str(p) for p in paths]
     pool = max(1, cpus - 1)
     started = time.perf_counter()
+    pool_of = ray.data.ActorPoolStrategy
     if variant == "guide":
         dataset = ray.data.read_images(files, include_paths=True, mode="RGB").map_batches(
             RayDataPredictor,
             fn_constructor_kwargs={"model": model, "indices": indices},
             batch_size=RAYDATA_BATCH_ROWS,
-            concurrency=pool,
+            compute=pool_of(size=pool),
             num_cpus=1,
             batch_format="numpy",
         )
@@ -434,7 +436,7 @@ def _raydata_job(
                 "asynchronous": asynchronous,
             },
             batch_size=RAYDATA_BATCH_ROWS,
-            concurrency=1 if asynchronous else pool,
+            compute=pool_of(size=1 if asynchronous else pool),
             num_cpus=pool if asynchronous else 1,
             batch_format="numpy",
         )
@@ -819,8 +821,9 @@ def ray_modes(
     options: BenchOptions, report: Report, pages: Path | None, workdir: Path, say: Echo
 ) -> None:
     """Run the Ray modes of ``options`` in order; ``pages`` are the engine modes' images."""
-    from ._ray import ray_session
+    from ._ray import ray_session, use_loopback
 
+    use_loopback()  # before anything imports ray: its settings are read at import
     wanted = options.modes
     if "distributed" in wanted and pages is not None:
         # First, so that with no Ray running its wall time includes Ray's start.

@@ -27,7 +27,7 @@ from ._errors import ActorDiedError, ConfigError, InputError
 from ._ray import ray_session
 from ._rows import error_row
 from ._work import ImageUnit, UnitSize, VideoUnit, WorkUnit
-from .sinks._parquet import prepare_output
+from .sinks._parquet import output_lock, prepare_output
 from .sources import iter_images, plan_segments, probe
 
 logger = logging.getLogger(__name__)
@@ -261,10 +261,15 @@ def run(
     """
     config.check_paths()
     config.model.build_task(config.base_dir)  # a bad model fails here, before Ray starts
-    resume_from = prepare_output(
-        config.resolve(config.output.parquet), fingerprint(config), overwrite=overwrite
-    )
     create_output_folders(config)
+    results = config.resolve(config.output.parquet)
+    with output_lock(results):  # a second run into the same folder fails here
+        return _run(
+            config, prepare_output(results, fingerprint(config), overwrite=overwrite), progress
+        )
+
+
+def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> RunSummary:
     started = time.perf_counter()
     summary = RunSummary(resumed_from=resume_from)
     plan = plan_videos(config)

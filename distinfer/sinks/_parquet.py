@@ -5,6 +5,7 @@ Layout of ``folder``::
     part-000000000000-000000004999.parquet   rows with index 0..4999
     part-000000005000-000000009999.parquet
     _manifest.json                           committed_until, parts, counts, stats
+    _lock                                    held (flock) by the driver of the run
 
 A part is written to a hidden temporary name and renamed into place; only
 then is the manifest (also replaced atomically) updated. Rows below
@@ -14,11 +15,14 @@ manifest does not list is the leftover of a crash and is deleted on open.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ from .._rows import index_range
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
+LOCK = "_lock"
 FORMAT = "distinfer-results"
 _KEY = "output.parquet"
 
@@ -51,6 +56,41 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     return data
 
 
+@contextmanager
+def output_lock(folder: str | Path) -> Iterator[None]:
+    """Hold a results folder for one run: a second run into it fails at once.
+
+    An exclusive ``flock`` on ``folder/_lock``, released when the run ends,
+    however it ends (the kernel drops it when the process dies). The folder
+    is created if needed.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputExistsError(f"{folder} exists and is not a folder", _KEY)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise OutputExistsError(
+                f"{folder} is being written by another distinfer run ({holder}); "
+                "wait for it to finish or choose another output.parquet",
+                _KEY,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _ours(folder: Path) -> list[Path]:
+    """What is in a results folder, the lock aside."""
+    return [p for p in folder.iterdir() if p.name != LOCK]
+
+
 def prepare_output(folder: str | Path, fingerprint: str, *, overwrite: bool) -> int:
     """Check a results folder before a run; return the index to resume from.
 
@@ -61,8 +101,10 @@ def prepare_output(folder: str | Path, fingerprint: str, *, overwrite: bool) -> 
     folder = Path(folder)
     if overwrite and folder.exists():
         # Delete only what is recognisably ours: a results folder, or an empty one.
-        if folder.is_dir() and ((folder / MANIFEST).exists() or not any(folder.iterdir())):
-            shutil.rmtree(folder)
+        # The lock stays: the run that holds it is this one.
+        if folder.is_dir() and ((folder / MANIFEST).exists() or not _ours(folder)):
+            for path in _ours(folder):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         else:
             raise OutputExistsError(
                 f"{folder} exists and is not a distinfer results folder; "
@@ -73,7 +115,7 @@ def prepare_output(folder: str | Path, fingerprint: str, *, overwrite: bool) -> 
         raise OutputExistsError(f"{folder} exists and is not a folder", _KEY)
     manifest = read_manifest(folder) if folder.exists() else None
     if manifest is None:
-        if folder.exists() and any(p.name.startswith("part-") for p in folder.iterdir()):
+        if folder.exists() and any(p.name.startswith("part-") for p in _ours(folder)):
             raise OutputExistsError(
                 f"{folder} holds parts but no manifest; rerun with --overwrite", _KEY
             )

@@ -95,7 +95,7 @@ def test_rerunning_after_a_killed_driver_computes_only_what_was_not_committed(
     for name, identity in resumed.parts_at_kill.items():
         assert after[name] == identity, f"{name} was rewritten"
     names = sorted(p.name for p in resumed.results.iterdir())
-    assert names == sorted([*after, "_manifest.json"])  # no leftovers of the killed run
+    assert names == sorted([*after, "_lock", "_manifest.json"])  # no leftovers of the killed run
 
 
 def test_a_finished_output_is_refused_without_overwrite(resumed: Resumed, cli: Any) -> None:
