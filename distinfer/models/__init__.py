@@ -17,7 +17,7 @@ from ._registry import (
     task_from_config,
     task_from_model,
 )
-from ._task import InferFn, Task
+from ._task import InferFn, PredictsMany, Task
 
 __all__ = [
     "BUNDLED",
@@ -26,6 +26,7 @@ __all__ = [
     "ChainTask",
     "InferFn",
     "ModelApiTask",
+    "PredictsMany",
     "RawTask",
     "Task",
     "load_folder",

@@ -38,7 +38,7 @@ from .._errors import ConfigError, ModelError
 from .._prediction import Annotation, Prediction
 from ._openvino import MODEL_SUFFIXES, model_info, read_model
 from ._raw import STAGE, copy_model_files, largest_reduction
-from ._task import InferFn
+from ._task import InferFn, PredictsMany
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def _resolve_type(path: Path, kind: str | None, declared: str | None) -> tuple[s
     return declared, declared_kind
 
 
-class ModelApiTask:
+class ModelApiTask(PredictsMany):
     """A classification, detection, segmentation or instance segmentation model,
     pre- and post-processed by openvino-model-api, run by distinfer's engine.
 
@@ -374,11 +374,6 @@ class ModelApiTask:
             annotations = self._convert(result, self._wrapper, _Frame(image, size))
             predictions.append(Prediction(annotations, width=size[0], height=size[1]))
         return predictions
-
-    def predict(
-        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
-    ) -> Prediction:
-        return self.predict_many([image], infer, [source_size])[0]
 
     def save(self, folder: Path) -> dict[str, Any]:
         """Copy the original model (without embedded preprocessing) into ``folder``."""

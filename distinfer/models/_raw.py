@@ -19,7 +19,7 @@ import openvino as ov
 from .._errors import ConfigError, ModelError
 from .._prediction import Prediction
 from ._openvino import input_hw, model_info, read_model, with_u8_rgb_input
-from ._task import InferFn
+from ._task import InferFn, PredictsMany
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _guess_layout(model: ov.Model) -> str:
     return "NCHW"
 
 
-class RawTask:
+class RawTask(PredictsMany):
     """Run any model and return its outputs by name: ``Prediction.tensors``.
 
     The image is resized with OpenCV to the model's input size (``size`` as
@@ -195,11 +195,6 @@ class RawTask:
             )
             for outs, size in zip(outputs, source_sizes, strict=True)
         ]
-
-    def predict(
-        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
-    ) -> Prediction:
-        return self.predict_many([image], infer, [source_size])[0]
 
     def save(self, folder: Path) -> dict[str, Any]:
         """Copy the model into ``folder``; the config records every preprocessing choice."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -47,3 +48,24 @@ class Task(Protocol):
     def save(self, folder: Path) -> dict[str, Any]:
         """Write the model files into ``folder``; return the JSON config ``load`` takes."""
         ...
+
+
+class PredictsMany(ABC):
+    """Base of tasks that predict several images with one ``infer`` call.
+
+    ``Engine.submit_batch`` calls ``predict_many``; ``predict`` is one item of it.
+    """
+
+    @abstractmethod
+    def predict_many(
+        self,
+        images: Sequence[np.ndarray],
+        infer: InferFn,
+        source_sizes: Sequence[tuple[int, int]],
+    ) -> list[Prediction]:
+        """``predict`` for each image, all of a stage's inputs in the queue at once."""
+
+    def predict(
+        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+    ) -> Prediction:
+        return self.predict_many([image], infer, [source_size])[0]

@@ -35,7 +35,7 @@ from .._prediction import Annotation, Prediction
 from ._ctc import crop_line, ctc_decode_best, fit_width, model_alphabet, with_best_class
 from ._db import DBParams, db_boxes, letterbox, reading_order
 from ._openvino import read_model, with_u8_rgb_input
-from ._task import InferFn, Task
+from ._task import InferFn, PredictsMany, Task
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class _PPOCRBase:
         return self._config()
 
 
-class TextDetectionTask(_PPOCRBase):
+class TextDetectionTask(_PPOCRBase, PredictsMany):
     """``ppocr-det``: text boxes (label ``"text"``, box, quad polygon, DB score).
 
     >>> task = TextDetectionTask()
@@ -221,11 +221,6 @@ class TextDetectionTask(_PPOCRBase):
         # The letterbox only needs the long side to cover the model input.
         return _largest_reduction(max(width, height), DET_SIZE)
 
-    def predict(
-        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
-    ) -> Prediction:
-        return self.predict_many([image], infer, [source_size])[0]
-
     def predict_many(
         self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
     ) -> list[Prediction]:
@@ -246,7 +241,7 @@ class TextDetectionTask(_PPOCRBase):
         return cls(folder, cls._db_params(config))
 
 
-class TextOrientationTask(_PPOCRBase):
+class TextOrientationTask(_PPOCRBase, PredictsMany):
     """``ppocr-cls``: is this text-line crop upright (``"0"``) or upside down (``"180"``)?
 
     One annotation covering the whole image, with the classifier's probability.
@@ -266,11 +261,6 @@ class TextOrientationTask(_PPOCRBase):
 
     def decode_scale(self, width: int, height: int) -> int:
         return _largest_reduction(height, 2 * CLS_HW[0])
-
-    def predict(
-        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
-    ) -> Prediction:
-        return self.predict_many([image], infer, [source_size])[0]
 
     def predict_many(
         self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
