@@ -1,12 +1,12 @@
-"""Input sources: image files, archives and lists (``_images``), and videos (``_video``)."""
+"""Input sources: image files (``_images``), archives (``_archives``) and lists (``_lists``)
+of them, referenced by ``_refs``; and videos (``_video``)."""
 
-from distinfer.sources._images import (
+from distinfer.sources._archives import ArchiveCache
+from distinfer.sources._images import iter_images, read_bytes
+from distinfer.sources._refs import (
     DEFAULT_MAX_FILE_BYTES,
     IMAGE_EXTENSIONS,
-    ArchiveCache,
     ImageRef,
-    iter_images,
-    read_bytes,
     safe_relpath,
 )
 from distinfer.sources._video import (
