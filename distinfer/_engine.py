@@ -201,7 +201,9 @@ def with_batch(graph: ov.Model, size: int) -> ov.Model:
     try:
         batched.reshape({batched.inputs[0]: shape})
     except Exception as exc:
-        raise ModelError(f"this graph cannot run with batch {size} ({exc}); set batch: 1") from exc
+        raise ModelError(
+            f"this graph cannot run with batch {size} ({exc}); set model.batch: 1"
+        ) from exc
     return batched
 
 
