@@ -109,7 +109,7 @@ class Dispatcher:
         units: Iterator[WorkUnit | dict[str, Any]],
         summary: RunSummary,
         progress: ProgressFn | None,
-        unit_size: UnitSize | None = None,
+        unit_size: UnitSize,
     ) -> None:
         self.ray = ray
         self.cluster = cluster
@@ -251,8 +251,7 @@ class Dispatcher:
             unit.first_index, unit.first_index + len(unit), done.items, done.errors, unit=unit
         )
         self.on_delivered(delivery, done.collector_epoch, done.committed_until)
-        if self.unit_size is not None:
-            self.unit_size.observe(time.perf_counter(), s.processed)
+        self.unit_size.observe(time.perf_counter(), s.processed)
 
     def send_rows(self, rows: ResultBatch) -> None:
         """Hand error rows made here (not by an actor) to the collector."""

@@ -293,7 +293,7 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                 iter(enumeration),
                 summary,
                 progress,
-                unit_size=size,
+                size,
             )
             try:
                 dispatcher.run()
