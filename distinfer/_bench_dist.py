@@ -272,22 +272,15 @@ class RayDataEngine:
     def __call__(self, batch: dict[str, Any]) -> Any:
         import pyarrow as pa
 
-        from ._actor import describe
         from ._prediction import RESULT_SCHEMA
-        from ._rows import error_row, result_row
 
         paths = [str(p) for p in batch["path"]]
         rows: list[dict[str, Any] | None] = [None] * len(paths)
         left = threading.Semaphore(0)
 
         def finisher(k: int) -> Callable[[Any, Any], None]:
-            index, source = self.indices.get(paths[k].lstrip("/"), -1), paths[k]
-
             def done(outcome: Any, pixels: Any) -> None:
-                if isinstance(outcome, BaseException):
-                    rows[k] = error_row(index, source, None, describe(outcome), "raydata")
-                else:
-                    rows[k] = result_row(index, source, None, outcome, "raydata")
+                rows[k] = _raydata_row(self.indices, paths[k], outcome)
                 left.release()
 
             return done
@@ -332,20 +325,29 @@ class RayDataPredictor:
     def __call__(self, batch: dict[str, Any]) -> Any:
         import pyarrow as pa
 
-        from ._actor import describe
         from ._prediction import RESULT_SCHEMA
-        from ._rows import error_row, result_row
 
         rows = []
         for image, path in zip(batch["image"], batch["path"], strict=True):
-            index, source = self.indices.get(str(path).lstrip("/"), -1), str(path)
             try:
-                size = (image.shape[1], image.shape[0])
-                prediction = self.task.predict(image, self.infer, size)
-                rows.append(result_row(index, source, None, prediction, "raydata"))
+                outcome: Any = self.task.predict(
+                    image, self.infer, (image.shape[1], image.shape[0])
+                )
             except Exception as exc:  # noqa: BLE001 - this image's error row
-                rows.append(error_row(index, source, None, describe(exc), "raydata"))
+                outcome = exc
+            rows.append(_raydata_row(self.indices, str(path), outcome))
         return pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
+
+
+def _raydata_row(indices: dict[str, int], path: str, outcome: Any) -> dict[str, Any]:
+    """The result row of one image of a Ray Data baseline (its index from its path)."""
+    from ._actor import describe
+    from ._rows import error_row, result_row
+
+    index = indices.get(path.lstrip("/"), -1)
+    if isinstance(outcome, BaseException):
+        return error_row(index, path, None, describe(outcome), "raydata")
+    return result_row(index, path, None, outcome, "raydata")
 
 
 def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Path) -> None:
