@@ -13,7 +13,6 @@ Distributed, from a YAML job file: ``distinfer run config.yaml`` or
 
 from typing import TYPE_CHECKING, Any
 
-from ._deployment import Deployment
 from ._errors import (
     ActorDiedError,
     ConfigError,
@@ -24,22 +23,30 @@ from ._errors import (
     OutputError,
     WorkerError,
 )
-from ._overlay import draw_prediction
-from ._prediction import RESULT_SCHEMA, Annotation, Prediction
-from ._video_processor import AsyncVideoProcessor
 
 if TYPE_CHECKING:
     from ._config import RunConfig
+    from ._deployment import Deployment
     from ._driver import RunSummary, run
+    from ._overlay import draw_prediction
+    from ._prediction import RESULT_SCHEMA, Annotation, Prediction
+    from ._video_processor import AsyncVideoProcessor
     from .sinks._parquet import read_results
 
-# The distributed side (pydantic, PyAV, Ray) loads on first use: the in-process
-# API does not need it.
+# Everything loads on first use: a Ray collector process imports
+# ``distinfer._collector`` without OpenVINO, an inference actor without pydantic's
+# config models it does not use, and ``distinfer --help`` stays quick.
 _LAZY = {
+    "Annotation": "._prediction",
+    "AsyncVideoProcessor": "._video_processor",
+    "Deployment": "._deployment",
+    "Prediction": "._prediction",
+    "RESULT_SCHEMA": "._prediction",
     "RunConfig": "._config",
     "RunSummary": "._driver",
-    "run": "._driver",
+    "draw_prediction": "._overlay",
     "read_results": ".sinks._parquet",
+    "run": "._driver",
 }
 
 

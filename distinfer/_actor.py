@@ -9,6 +9,7 @@ small ``UnitDone``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -23,7 +24,7 @@ from ._config import ModelConfig
 from ._engine import Engine, Image, Outcome
 from ._errors import InputError
 from ._overlay import draw_prediction
-from ._rows import ResultBatch, error_row, result_row
+from ._rows import ResultBatch, error_row, result_row, warm_up
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
 from .sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 
@@ -70,6 +71,10 @@ class InferenceActor:
         overlays_dir: str | None,
         node: str,
     ) -> None:
+        # Imports that the first unit would otherwise pay for, on a thread of their
+        # own while OpenVINO compiles (it releases the GIL).
+        warming = threading.Thread(target=_warm_up, name="distinfer-warm-up", daemon=True)
+        warming.start()
         task = model.build_task(base_dir)
         self.engine = Engine(
             task,
@@ -84,6 +89,7 @@ class InferenceActor:
         self.overlays_dir = Path(overlays_dir) if overlays_dir else None
         self.node = node
         self.archives = ArchiveCache()
+        warming.join()
 
     def info(self) -> dict[str, Any]:
         return {"node": self.node, "pid": os.getpid(), "jobs": self.engine.jobs}
@@ -222,6 +228,12 @@ class InferenceActor:
         for number in range(unit.segment.start_frame, unit.segment.end_frame):
             if number not in seen:
                 collect(error_row(unit.base_index + number, unit.source, number, reason, self.node))
+
+
+def _warm_up() -> None:
+    warm_up()  # pyarrow's first conversion loads pandas
+    # Each unit carries the collector's handle: the first one loads its class.
+    importlib.import_module("distinfer._collector")
 
 
 def overlay_path(folder: Path, relpath: str, index: int) -> Path:

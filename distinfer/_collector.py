@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from ._overlay import draw_prediction
 from ._prediction import RESULT_SCHEMA, Prediction
-from ._rows import ResultBatch
+from ._rows import ResultBatch, warm_up
 from .sinks import VideoSink
 from .sinks._parquet import ParquetSink
 from .sources import probe, read_segment, whole_video
@@ -124,6 +124,7 @@ class OrderedCollector:
         flush_interval_s: float,
         videos: Sequence[VideoOutput] = (),
     ) -> None:
+        warm_up()  # now, while the inference actors start, not on the first batch
         self.epoch = uuid.uuid4().hex
         self.sink = ParquetSink(parquet_dir, fingerprint=fingerprint, rows_per_part=rows_per_part)
         self.flush_interval_s = flush_interval_s

@@ -140,3 +140,14 @@ class ResultBatch:
 
 def _from_message(message: pa.Buffer) -> ResultBatch:
     return ResultBatch(pa.ipc.read_record_batch(message, RESULT_SCHEMA))
+
+
+def warm_up() -> None:
+    """Take one batch through ``from_rows``, IPC and back, once per process.
+
+    pyarrow loads pandas the first time it converts anything (0.2-0.3 s here);
+    a process that will send or receive rows does this at start, so the first
+    unit of a job does not wait for it.
+    """
+    batch = ResultBatch.from_rows([error_row(0, "", None, "", "")])
+    _from_message(batch.records.serialize())

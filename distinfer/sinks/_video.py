@@ -8,10 +8,12 @@ import uuid
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-import av
-import av.error
 import numpy as np
+
+if TYPE_CHECKING:  # PyAV loads on first use: a run without video never needs it
+    import av
 
 from distinfer._errors import InputError, OutputError
 
@@ -35,6 +37,8 @@ def video_encoder() -> str:
     >>> video_encoder()  # doctest: +SKIP
     'libx264'
     """
+    import av
+
     for name in _ENCODER_PREFERENCE:
         try:
             return str(av.codec.Codec(name, "w").name)  # "h264" may resolve to another encoder
@@ -94,6 +98,8 @@ class VideoSink:
 
     def open(self) -> VideoSink:
         """Create the temporary file and the encoder; called by ``__enter__``."""
+        import av
+
         if self._container is not None or self._closed:
             raise RuntimeError("VideoSink.open() called twice")
         if self.path.exists() and not self.overwrite:
@@ -129,6 +135,8 @@ class VideoSink:
 
     def write(self, frame: np.ndarray) -> None:
         """Encode one HxWx3 RGB ``uint8`` frame (``H, W`` as given in ``size``)."""
+        import av
+
         if self._container is None or self._stream is None:
             raise RuntimeError("VideoSink is not open: use it in a with block or call open()")
         width, height = self.size
@@ -158,6 +166,8 @@ class VideoSink:
 
     def close(self) -> None:
         """Flush the encoder, finish the file and rename it into place."""
+        import av
+
         if self._closed:
             return
         if self._container is None or self._stream is None or self._tmp_path is None:
@@ -178,6 +188,8 @@ class VideoSink:
 
     def abort(self) -> None:
         """Stop writing and delete the partial file; ``path`` is left untouched."""
+        import av
+
         if self._container is not None and not self._closed:
             try:
                 self._container.close()

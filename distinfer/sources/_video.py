@@ -23,10 +23,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import av
-import av.error
 import numpy as np
+
+if TYPE_CHECKING:  # PyAV loads on first use: a run without video never needs it
+    import av
 
 from distinfer._errors import InputError
 
@@ -99,6 +101,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     >>> info.frame_count, info.fps, info.keyframes[:3]  # doctest: +SKIP
     (96, 25.0, (0, 12, 24))
     """
+    import av
+
     name = os.fspath(path)
     container = _open(name)
     with container:
@@ -240,6 +244,8 @@ def _decode_segment(
     name: str, segment: VideoSegment, use_seek: bool
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield the segment's frames in order; stop early at an overshoot, raise at a gap."""
+    import av
+
     expected = 0
     with _open(name) as container:
         stream = container.streams.video[0]
@@ -277,6 +283,8 @@ def _decode_segment(
 
 
 def _open(name: str) -> av.container.InputContainer:
+    import av
+
     if not os.path.exists(name):
         raise InputError(f"video not found: {name}")
     if os.path.isdir(name):
