@@ -168,7 +168,10 @@ def submit(
     type=int,
     default=1,
     show_default=True,
-    help="Rounds of the engine modes, interleaved; medians reported (limit: the highest).",
+    help=(
+        "Rounds of the engine modes and of raydata's jobs, interleaved; medians reported "
+        "(limit: the highest)."
+    ),
 )
 @click.option("--crops", type=int, default=5000, show_default=True, help="Crops for cls.")
 @click.option(
