@@ -4,10 +4,12 @@ import threading
 
 import cv2
 import numpy as np
+import openvino as ov
 import pytest
-from _tasks import SIZE, BatchedMeanColourTask, MeanColourTask, solid
+from _tasks import SIZE, BatchedMeanColourTask, MeanColourTask, mean_colour_graph, solid
 
 from distinfer import InputError, ModelError, Prediction
+from distinfer._driver import actor_openvino_config
 from distinfer._engine import Engine, available_cores, with_batch
 
 
@@ -157,3 +159,20 @@ def test_a_graph_that_cannot_batch_says_so() -> None:
         with_batch(two_inputs, 4)
     with pytest.raises(ValueError, match="batch must be >= 1"):
         Engine(MeanColourTask(), batch=0)
+
+
+def test_several_actors_on_a_node_each_compile_their_share_of_cores_unpinned() -> None:
+    # OpenVINO pins its threads by default, and every instance on a node pins to
+    # the same first cores: several actors per node must not.
+    config = actor_openvino_config({}, actors_per_node=2, cpus=2)
+    compiled = ov.Core().compile_model(
+        mean_colour_graph(), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **config}
+    )
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    with Engine(MeanColourTask(), config=config) as engine:  # and an engine runs with it
+        assert engine.predict(solid((10, 20, 30))).annotations
+    alone = actor_openvino_config({"NUM_STREAMS": 1}, actors_per_node=1, cpus=2)
+    assert alone == {"NUM_STREAMS": 1}  # one actor: OpenVINO's defaults, the user's settings
+    mine = actor_openvino_config({"ENABLE_CPU_PINNING": True}, actors_per_node=2, cpus=2)
+    assert mine["ENABLE_CPU_PINNING"] is True  # the config file wins
