@@ -91,7 +91,7 @@ class BenchOptions:
             parts.append(
                 f"--images-dir {self.images_dir}" if self.images_dir else f"--images {self.images}"
             )
-        if set(modes) & {"limit", "cls"}:
+        if set(modes) & {"limit", "cls", "distributed", "raydata"}:
             parts.append(f"--seconds {self.seconds:g}")
         if self.repeat > 1 and set(modes) & {*ENGINE_MODES, "raydata"}:
             parts.append(f"--repeat {self.repeat}")

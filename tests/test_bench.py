@@ -103,6 +103,27 @@ def test_a_distributed_run_reports_its_rates_against_the_limit(ray_session: Any)
     assert data["distributed_cpu_ms_per_item"]["InferenceActor"] > 0
 
 
+def test_the_raydata_mode_times_every_pipeline_and_judges_2x_against_ray_datas_guide(
+    ray_session: Any,
+) -> None:
+    # In the suite's session (a fresh Ray per job only when none is running).
+    code, data, output = bench("--modes", "raydata", "--images", "3", "--seconds", "0.5")
+
+    assert code == 0, output
+    assert data["failed"] == {}
+    walls = data["raydata_rounds_wall_s"]  # each job checks that it wrote indices 0..2
+    assert sorted(walls) == ["async_engine", "distinfer", "engine", "guide"]
+    assert all(len(w) == 1 and w[0] > 0 for w in walls.values())
+    ours, guide = data["distributed_session_items_per_s"], data["raydata_items_per_s"]
+    assert ours == pytest.approx(3 / walls["distinfer"][0])
+    assert guide == pytest.approx(3 / walls["guide"][0])
+    target = data["targets"]["distributed_vs_raydata"]
+    assert target["value"] == pytest.approx(ours / guide) and target["target"] == ">= 2.0"
+    assert data["distributed_needed_for_2x_vs_limit"] == pytest.approx(
+        2 * guide / data["raydata_limit_fps"]
+    )
+
+
 def test_the_collector_mode_reports_each_unit_size_and_judges_the_target_at_64(
     ray_session: Any,
 ) -> None:
