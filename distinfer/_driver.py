@@ -170,10 +170,10 @@ def actor_openvino_config(
     Several OpenVINO instances on one node each get their share of cores (Ray's
     OMP_NUM_THREADS does not limit OpenVINO's TBB pool), unpinned: OpenVINO pins
     its threads to cores by default, and every instance pins to the same first
-    cores. Measured on 16 cores (ppocr-det, the bare model's limit 252 fps): 4
-    processes of 4 threads reached 58 fps pinned and 204 unpinned; 2 of 8
-    threads 132 and 215; one process of 16 threads 161. Settings in ``config``
-    win.
+    cores. Measured on 16 cores with ``examples/actors_per_node.py`` (ppocr-det,
+    the bare model's limit 287 fps): 4 processes of 4 threads ran 74 fps pinned
+    and 237 unpinned; 2 of 8 threads 148 and 214; one process of 16 threads 179.
+    Settings in ``config`` win.
 
     >>> actor_openvino_config({}, 4, 16)
     {'INFERENCE_NUM_THREADS': 4, 'ENABLE_CPU_PINNING': False}

@@ -3,7 +3,10 @@ cut or dropped, out-of-range rows refused, and the reorder buffer counted in row
 
 from __future__ import annotations
 
+import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -149,3 +152,23 @@ def test_the_sink_refuses_rows_that_do_not_continue_the_written_ones(tmp_path: P
         sink.write(batch(4, 2).records)
     sink.write(batch(3, 7).records)  # parts of 4 cut across batches: 0..3, 4..7; 8..9 pending
     assert sink.committed_until == 8 and sink.pending_rows == 2
+
+
+def test_a_new_collector_takes_its_first_batch_without_importing_anything(
+    tmp_path: Path,
+) -> None:
+    # pyarrow loads pandas on its first conversion (0.2-0.3 s); the collector does
+    # that in its constructor, while the actors start, not when the first rows come.
+    message = tmp_path / "batch.pickle"
+    message.write_bytes(pickle.dumps(batch(0, 8)))
+    code = f"""
+import json, pickle, sys
+from distinfer._collector import OrderedCollector
+folder = {str(tmp_path / "results")!r}
+sink = OrderedCollector(folder, "job", rows_per_part=10, flush_interval_s=600)
+before = set(sys.modules)
+sink.add(pickle.loads(open({str(message)!r}, "rb").read()))
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from distinfer._errors import InputError, OutputError
+
 if TYPE_CHECKING:  # PyAV loads on first use: a run without video never needs it
     import av
-
-from distinfer._errors import InputError, OutputError
 
 __all__ = ["VideoSink", "video_encoder"]
 

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from distinfer._errors import InputError
+
 if TYPE_CHECKING:  # PyAV loads on first use: a run without video never needs it
     import av
-
-from distinfer._errors import InputError
 
 __all__ = ["VideoInfo", "VideoSegment", "plan_segments", "probe", "read_segment", "whole_video"]
 
