@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -152,16 +153,18 @@ def _run_config(model: str, images: Path, out: Path, overrides: Sequence[str]) -
 
 
 def timed_run(
-    model: str, images: Path, out: Path, overrides: Sequence[str], watch_s: float = 0.2
+    model: str, images: Path, out: Path, overrides: Sequence[str], watch_s: float | None = 0.2
 ) -> RunFigures:
     """One ``distinfer.run`` of ``model`` over ``images``; every item must succeed.
 
-    Its processes are sampled every ``watch_s`` seconds (CPU time, peak RSS)."""
+    Its processes are sampled every ``watch_s`` seconds (CPU time, peak RSS);
+    None: not watched, as a run compared with others that are not."""
     from ._driver import run
 
     config = _run_config(model, images, out, overrides)
     timing = RunTiming()
-    with ProcessWatch(watch_s) as watch:
+    watch = ProcessWatch(watch_s) if watch_s is not None else None
+    with watch or contextlib.nullcontext():
         summary = run(config, overwrite=True, progress=timing)
     wall = time.perf_counter() - timing.started
     if summary.aborted or summary.errors or summary.total != summary.processed:
@@ -178,8 +181,8 @@ def timed_run(
         first,
         timing.steady_items_per_s(drain),
         timing.first_to_end_items_per_s(),
-        watch.cpu_s_by_title(),
-        watch.peak_mb_by_title(),
+        watch.cpu_s_by_title() if watch else {},
+        watch.peak_mb_by_title() if watch else {},
     )
 
 
@@ -388,8 +391,8 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
                     time.sleep(RAYDATA_SETTLE_S if fresh else 0.0)
                     cpus = int(ray.cluster_resources().get("CPU", 1))
                     if job == "distinfer":
-                        figures = timed_run(
-                            options.model, pages, workdir / "session", options.overrides
+                        figures = timed_run(  # unwatched, like the Ray Data jobs
+                            options.model, pages, workdir / "session", options.overrides, None
                         )
                         rounds[job].append(figures.wall_s)
                     else:
