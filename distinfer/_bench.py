@@ -486,9 +486,9 @@ def run_bench(options: BenchOptions, echo: Echo | None = None) -> Report:
                 report.skipped.update(dict.fromkeys(needs_pages, str(exc)))
         engine = [m for m in ENGINE_MODES if m in options.modes and m not in report.skipped]
         if engine:
-            before = _cpu_seconds()
+            before = cpu_seconds()
             guard(report, ", ".join(engine), say, lambda: engine_modes(options, report, images))
-            _note_foreign_cpu(report, before, _cpu_seconds(), options.repeat)
+            _note_foreign_cpu(report, before, cpu_seconds(), options.repeat)
         if set(options.modes) & set(RAY_MODES):
             from ._bench_dist import ray_modes
 
@@ -508,7 +508,7 @@ def guard(report: Report, mode: str, say: Echo, fn: Callable[[], None]) -> None:
         report.failed[mode] = f"{type(exc).__name__}: {exc}"
 
 
-def _cpu_seconds() -> tuple[float, float, float] | None:
+def cpu_seconds() -> tuple[float, float, float] | None:
     """(wall, CPU seconds busy on the machine, CPU seconds of this process); Linux only."""
     try:
         with open("/proc/stat") as f:

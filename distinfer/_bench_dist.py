@@ -49,6 +49,7 @@ from ._bench import (
     Echo,
     Report,
     bare_model,
+    cpu_seconds,
     guard,
     image_paths,
     measure_limit,
@@ -381,6 +382,7 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
         setattr(context, name, value)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
     rounds: dict[str, list[float]] = {name: [] for name in ("distinfer", *RAYDATA_VARIANTS)}
+    cpu_rounds: dict[str, list[float]] = {name: [] for name in rounds}
     bare = bare_model(options.model)
     before, _ = measure_limit(bare, options.seconds, options.device)
     try:
@@ -390,6 +392,7 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
                 with ray_session(None) as ray:
                     time.sleep(RAYDATA_SETTLE_S if fresh else 0.0)
                     cpus = int(ray.cluster_resources().get("CPU", 1))
+                    busy = cpu_seconds()  # the whole machine's, so every process of a job
                     if job == "distinfer":
                         figures = timed_run(  # unwatched, like the Ray Data jobs
                             options.model, pages, workdir / "session", options.overrides, None
@@ -398,28 +401,33 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
                     else:
                         out = workdir / f"{job}-{n}"  # Ray Data adds files to a folder
                         rounds[job].append(_raydata_job(ray, options.model, paths, cpus, out, job))
+                    if busy is not None and (done := cpu_seconds()) is not None:
+                        cpu_rounds[job].append(done[1] - busy[1])
     finally:
         for name, value in saved.items():
             setattr(context, name, value)
     after, _ = measure_limit(bare, options.seconds, options.device)
     limit = max(before.fps, after.fps)
     report.add("raydata", "raydata_limit_fps", limit, "images/s, bare model, max of 2")
+    limit_cpu_ms = min(before.cpu_ms, after.cpu_ms)
     walls = {name: statistics.median(values) for name, values in rounds.items()}
     report.values["raydata_rounds_wall_s"] = rounds
-    ours_wall = walls.pop("distinfer")
-    ours = len(paths) / ours_wall
-    vs = f"{ours / limit:.3f} x limit"
-    report.add("raydata", "distributed_session_items_per_s", ours, "items/s, job wall, Ray up", vs)
+    ours_wall = walls["distinfer"]
     labels = {
+        "distinfer": "items/s, job wall, Ray up",
         "guide": "items/s, job wall, Ray up",
         "engine": "items/s, predictors running distinfer's sync engine",
         "async_engine": "items/s, one actor running distinfer's async engine",
     }
-    for variant, wall in walls.items():
-        key = "raydata_items_per_s" if variant == "guide" else f"raydata_{variant}_items_per_s"
+    for job, wall in walls.items():
         rate = len(paths) / wall
-        vs = f"{rate / limit:.3f} x limit; distinfer {wall / ours_wall:.2f}x"
-        report.add("raydata", key, rate, labels[variant], vs)
+        vs = f"{rate / limit:.3f} x limit"
+        if job != "distinfer":
+            vs += f"; distinfer {wall / ours_wall:.2f}x"
+        report.add("raydata", f"{_RAYDATA_KEYS[job]}_items_per_s", rate, labels[job], vs)
+    ours = report.values["distributed_session_items_per_s"]
+    if all(cpu_rounds.values()):  # else no /proc/stat
+        _report_raydata_cpu(report, cpu_rounds, walls, len(paths), limit_cpu_ms)
     # What the 2x target asks of distinfer, in this run: twice Ray Data's share of the limit.
     report.values["distributed_needed_for_2x_vs_limit"] = 2 * len(paths) / walls["guide"] / limit
     report.ratio(
@@ -444,6 +452,51 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
     )
     report.target(
         "distributed_vs_raydata", "distributed_session_items_per_s", "raydata_items_per_s", 2.0
+    )
+
+
+#: Report keys of the raydata mode's jobs.
+_RAYDATA_KEYS = {
+    "distinfer": "distributed_session",
+    "guide": "raydata",
+    "engine": "raydata_engine",
+    "async_engine": "raydata_async_engine",
+}
+
+
+def _report_raydata_cpu(
+    report: Report,
+    cpu_rounds: dict[str, list[float]],
+    walls: dict[str, float],
+    items: int,
+    limit_cpu_ms: float,
+) -> None:
+    """Each job's machine CPU per item and cores kept busy (medians of the rounds).
+
+    A rate is cores busy / CPU per item, so distinfer / Ray Data's guide splits
+    exactly into the guide's CPU per item over distinfer's (work per item) times
+    distinfer's cores busy over the guide's (idle cores: start-up, stalls). With
+    every core busy, 2x the guide caps distinfer's CPU per item.
+    """
+    cpu = {job: statistics.median(values) / items for job, values in cpu_rounds.items()}
+    busy = {job: cpu[job] * items / walls[job] for job in cpu}
+    for job in cpu:
+        key = f"{_RAYDATA_KEYS[job]}_cpu_ms_per_item"
+        label = "ms CPU/item, whole machine"
+        report.add("raydata", key, 1e3 * cpu[job], label, f"{busy[job]:.2f} cores busy")
+    report.values["raydata_cpu_rounds_s"] = cpu_rounds
+    work, busier = cpu["guide"] / cpu["distinfer"], busy["distinfer"] / busy["guide"]
+    report.values["distributed_vs_raydata_work_factor"] = work
+    report.values["distributed_vs_raydata_busy_factor"] = busier
+    cores = os.cpu_count() or 1
+    most_ms = 1e3 * cores * walls["guide"] / (2 * items)
+    report.values["distributed_cpu_ms_per_item_for_2x"] = most_ms
+    report.notes["raydata_cpu"] = (
+        f"distinfer / Ray Data's guide = {work:.2f} (the guide's CPU per item over "
+        f"distinfer's) x {busier:.2f} (the cores distinfer keeps busy over the guide's). "
+        f"With all {cores} cores busy, 2x the guide needs distinfer's whole job at <= "
+        f"{most_ms:.1f} ms CPU per item; the bare model's inference alone takes "
+        f"{limit_cpu_ms:.1f} ms per item"
     )
 
 

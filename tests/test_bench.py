@@ -7,6 +7,7 @@ other work are noise at this size; only their presence and arithmetic are checke
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 from typing import Any
 
@@ -122,6 +123,20 @@ def test_the_raydata_mode_times_every_pipeline_and_judges_2x_against_ray_datas_g
     assert data["distributed_needed_for_2x_vs_limit"] == pytest.approx(
         2 * guide / data["raydata_limit_fps"]
     )
+    # The machine's CPU by job: the ratio splits exactly into work per item x cores busy.
+    cpu = data["raydata_cpu_rounds_s"]
+    assert sorted(cpu) == sorted(walls) and all(c[0] > 0 for c in cpu.values())
+    assert data["distributed_session_cpu_ms_per_item"] == pytest.approx(
+        1e3 * cpu["distinfer"][0] / 3
+    )
+    assert data["raydata_cpu_ms_per_item"] == pytest.approx(1e3 * cpu["guide"][0] / 3)
+    work = data["distributed_vs_raydata_work_factor"]
+    busy = data["distributed_vs_raydata_busy_factor"]
+    assert work == pytest.approx(cpu["guide"][0] / cpu["distinfer"][0])
+    assert work * busy == pytest.approx(target["value"])
+    cores = os.cpu_count() or 1
+    most_ms = data["distributed_cpu_ms_per_item_for_2x"]
+    assert most_ms == pytest.approx(1e3 * cores * walls["guide"][0] / (2 * 3))
 
 
 def test_the_collector_mode_reports_each_unit_size_and_judges_the_target_at_64(
