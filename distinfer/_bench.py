@@ -212,15 +212,18 @@ def page_images(options: BenchOptions, workdir: Path) -> tuple[Path, list[bytes]
     return folder, [p.read_bytes() for p in image_paths(folder)]
 
 
-def bare_model(model: str) -> Any:
+def bare_model(model: str, image: bytes | None = None) -> Any:
     """The model file as it is (no preprocessing), reshaped to the static size we run.
 
-    Bundled ``ppocr-det``: PP-OCRv6 det small at 1x3x640x640; ``ppocr-cls``: the
-    mobile classifier at 1x3x48x192. A model file with a dynamic input gets batch 1
-    and the height and width of the graph distinfer compiles for it.
+    Bundled ``ppocr-det``: PP-OCRv6 det small at 1x3xHxW, the detector shape that
+    ``image`` (the first test image) runs at (1x3x480x640 for the 1280x960 pages;
+    1x3x640x640 without an image); ``ppocr-cls``: the mobile classifier at 1x3x48x192.
+    A model file with a dynamic input gets batch 1 and the height and width of the
+    graph distinfer compiles for it.
     """
     import openvino as ov
 
+    from ._decode import image_size
     from .models._openvino import read_model
 
     if model == "ppocr":
@@ -233,7 +236,9 @@ def bare_model(model: str) -> Any:
 
         folder = ppocr.bundled_models_dir()
         if model == "ppocr-det":
-            path, (h, w) = ppocr.model_file(folder, ppocr.DET_FILE), (ppocr.DET_SIZE,) * 2
+            size = image_size(image) if image is not None else None
+            stage = ppocr.det_stage(*size) if size else "det"
+            path, (h, w) = ppocr.model_file(folder, ppocr.DET_FILE), ppocr.DET_SHAPES[stage]
         else:
             path, (h, w) = ppocr.model_file(folder, ppocr.CLS_FILE), ppocr.CLS_HW
         bare = read_model(path)
@@ -378,7 +383,7 @@ def engine_modes(options: BenchOptions, report: Report, images: Sequence[bytes])
     bare = None
     if {"limit", "plain"} & set(wanted):
         try:
-            bare = bare_model(options.model)
+            bare = bare_model(options.model, images[0] if images else None)
         except BenchSkipped as exc:
             report.skipped.update(dict.fromkeys({"limit", "plain"} & set(wanted), str(exc)))
             wanted = [m for m in wanted if m not in report.skipped]

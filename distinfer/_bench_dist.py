@@ -195,7 +195,7 @@ def bracketed_run(
     The ratio uses the higher of the two limits: when other work slows the
     machine down for part of the time, the ratio errs low, never high.
     """
-    bare = bare_model(model)
+    bare = bare_model(model, image_paths(images)[0].read_bytes())
     before, _ = measure_limit(bare, options.seconds, options.device)
     figures = timed_run(model, images, out, options.overrides)
     after, _ = measure_limit(bare, options.seconds, options.device)
@@ -383,7 +383,7 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
     rounds: dict[str, list[float]] = {name: [] for name in ("distinfer", *RAYDATA_VARIANTS)}
     cpu_rounds: dict[str, list[float]] = {name: [] for name in rounds}
-    bare = bare_model(options.model)
+    bare = bare_model(options.model, paths[0].read_bytes())
     before, _ = measure_limit(bare, options.seconds, options.device)
     try:
         for n in range(options.repeat):

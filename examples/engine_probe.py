@@ -2,9 +2,10 @@
 
 Runs the same compiled detector through distinfer's Engine twice on generated
 pages: once from JPEG bytes (decode at 1/2, letterbox, DB post-processing), once
-on ready 640x640 canvases with no host work at all. The gap between the two is
-the cost of host-side Python per image; on many cores it is what keeps async
-below the bare-model limit (see the README's benchmark section).
+on ready detector canvases (480x640 for these pages) with no host work at all.
+The gap between the two is the cost of host-side Python per image; on many
+cores it is what keeps async below the bare-model limit (see the README's
+benchmark section).
 
     python examples/engine_probe.py [--pages 160]
 """
@@ -28,6 +29,7 @@ from distinfer._demo import write_pages
 from distinfer._engine import Engine, Image
 from distinfer.models import InferFn, Task, task_from_model
 from distinfer.models._db import letterbox
+from distinfer.models.ppocr import DET_SHAPES, det_stage
 
 
 class InferOnly:
@@ -45,7 +47,7 @@ class InferOnly:
         return 1
 
     def predict(self, image: np.ndarray, infer: InferFn, size: tuple[int, int]) -> Prediction:
-        infer("det", [image])
+        infer(det_stage(image.shape[1], image.shape[0]), [image])
         return Prediction(width=size[0], height=size[1])
 
     def save(self, folder: Path) -> dict[str, Any]:
@@ -75,7 +77,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = [path.read_bytes() for path, _ in write_pages(tmp, args.pages)]
-    canvases = [letterbox(decode_image(d, reduce=lambda w, h: 2)[0], 640)[0] for d in data]
+    halves = [decode_image(d, reduce=lambda w, h: 2)[0] for d in data]
+    canvases = [letterbox(h, DET_SHAPES[det_stage(h.shape[1], h.shape[0])])[0] for h in halves]
     full = fps(task_from_model("ppocr-det"), data)
     bare = fps(InferOnly(), canvases)
     print(f"full pipeline {full:.1f} fps; inference alone {bare:.1f} fps; ratio {full / bare:.3f}")

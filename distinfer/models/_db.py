@@ -1,6 +1,6 @@
 """Text detection geometry: the detector's input, DB box extraction, reading order.
 
-``letterbox`` fits a page into the detector's square input. The DB
+``letterbox`` fits a page into the detector's input. The DB
 (Differentiable Binarization) detector predicts, for every pixel, the
 probability that it belongs to the shrunk core of a text region. Boxes come out
 of it in four steps: threshold the map, find the connected regions' contours,
@@ -125,15 +125,20 @@ def db_boxes(prob: np.ndarray, params: DBParams | None = None) -> tuple[np.ndarr
     return order_quads(np.stack(quads)), np.asarray(scores, np.float32)
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """Resize ``image`` to fit ``size`` x ``size`` keeping its aspect, pad bottom/right.
+def letterbox(image: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """Resize ``image`` to fit ``size_hw`` (height, width) keeping its aspect, pad bottom/right.
 
     Returns the u8 canvas and the factor from canvas pixels back to image pixels.
+
+    >>> canvas, to_image = letterbox(np.zeros((960, 1280, 3), np.uint8), (480, 640))
+    >>> canvas.shape, to_image
+    ((480, 640, 3), 2.0)
     """
     h, w = image.shape[:2]
-    ratio = min(size / w, size / h)
-    rw, rh = max(1, min(size, round(w * ratio))), max(1, min(size, round(h * ratio)))
-    canvas = np.zeros((size, size, 3), np.uint8)
+    height, width = size_hw
+    ratio = min(width / w, height / h)
+    rw, rh = max(1, min(width, round(w * ratio))), max(1, min(height, round(h * ratio)))
+    canvas = np.zeros((height, width, 3), np.uint8)
     if (rw, rh) == (w, h):
         canvas[:h, :w] = image
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -130,11 +131,47 @@ def test_reading_order_is_top_to_bottom_then_left_to_right() -> None:
 
 def test_letterbox_keeps_the_aspect_and_pads_bottom_right() -> None:
     page = np.full((960, 1280, 3), 200, np.uint8)
-    canvas, to_image = letterbox(page, 640)
+    canvas, to_image = letterbox(page, (640, 640))
     assert canvas.shape == (640, 640, 3) and to_image == 2.0
     assert (canvas[:480] == 200).all() and (canvas[480:] == 0).all()
-    small, to_image = letterbox(np.full((100, 50, 3), 9, np.uint8), 640)
+    wide, to_image = letterbox(page, (480, 640))
+    assert wide.shape == (480, 640, 3) and to_image == 2.0 and (wide == 200).all()
+    small, to_image = letterbox(np.full((100, 50, 3), 9, np.uint8), (640, 640))
     assert to_image == pytest.approx(100 / 640) and (small[:, :320] == 9).all()
+
+
+def test_each_page_goes_to_the_smallest_detector_shape_that_holds_it() -> None:
+    from distinfer.models.ppocr import DET_SHAPES, det_stage
+
+    assert det_stage(1280, 960) == "det-wide"  # 4:3 -> 480x640
+    assert det_stage(1920, 1080) == "det-wide"  # 16:9 -> 360 rows, padded to 480
+    assert det_stage(2480, 3508) == "det-tall"  # A4 portrait -> 640x452, padded to 480
+    assert det_stage(1000, 800) == "det"  # 640x512 does not fit 480 rows
+    assert det_stage(50, 100) == "det-tall"  # small images are scaled up, as before
+    for width, height in [(1280, 960), (2480, 3508), (1000, 800), (7, 3)]:
+        h, w = DET_SHAPES[det_stage(width, height)]
+        scale = 640 / max(width, height)
+        assert round(height * scale) <= h and round(width * scale) <= w
+
+
+def test_a_mixed_batch_calls_each_detector_shape_once_and_keeps_the_order() -> None:
+    task = bundled("ppocr-det")
+    calls: list[tuple[str, list[tuple[int, ...]]]] = []
+
+    def infer(stage: str, inputs: Any) -> list[list[np.ndarray]]:
+        calls.append((stage, [x.shape for x in inputs]))
+        h, w = inputs[0].shape[:2]
+        prob = np.zeros((1, 1, h, w), np.float32)
+        return [[prob.copy()] for _ in inputs]
+
+    pages = [np.zeros(s, np.uint8) for s in [(960, 1280, 3), (1280, 960, 3), (480, 640, 3)]]
+    sizes = [(p.shape[1], p.shape[0]) for p in pages]
+    predictions = task.predict_many(pages, infer, sizes)
+    assert calls == [
+        ("det-wide", [(480, 640, 3), (480, 640, 3)]),
+        ("det-tall", [(640, 480, 3)]),
+    ]
+    assert [(p.width, p.height) for p in predictions] == sizes
 
 
 def test_crop_line_warps_a_quad_to_an_upright_crop_of_fixed_height() -> None:
@@ -229,9 +266,21 @@ def test_bundled_tasks_follow_the_task_protocol() -> None:
 
 def test_graphs_take_static_u8_rgb_images() -> None:
     graphs = bundled("ppocr").graphs()
-    assert sorted(graphs) == ["cls", "det", "rec1280", "rec1920", "rec320", "rec640", "rec960"]
+    assert sorted(graphs) == [
+        "cls",
+        "det",
+        "det-tall",
+        "det-wide",
+        "rec1280",
+        "rec1920",
+        "rec320",
+        "rec640",
+        "rec960",
+    ]
     shapes = {name: g.inputs[0].get_partial_shape() for name, g in graphs.items()}
     assert str(shapes["det"]) == "[1,640,640,3]"
+    assert str(shapes["det-wide"]) == "[1,480,640,3]"
+    assert str(shapes["det-tall"]) == "[1,640,480,3]"
     assert str(shapes["cls"]) == "[1,48,192,3]"
     assert str(shapes["rec640"]) == "[1,48,640,3]"
     assert all(str(g.inputs[0].get_element_type()) == "<Type: 'uint8_t'>" for g in graphs.values())
@@ -273,6 +322,28 @@ def test_detection_of_a_full_size_array_matches_the_half_size_decode(
     assert len(full.annotations) == len(half.annotations)
     for a, b in zip(full.annotations, half.annotations, strict=True):
         assert a.box == pytest.approx(b.box, abs=4)
+
+
+def test_the_unpadded_detector_shape_finds_what_the_square_one_finds(
+    det: Engine, pages: list[Page], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distinfer.models import ppocr
+
+    data = [jpeg(page.image) for page in pages]
+    wide = [det.predict(d) for d in data]  # 4:3 pages: 480x640, no padding
+    monkeypatch.setattr(ppocr, "det_stage", lambda width, height: "det")
+    square = [det.predict(d) for d in data]  # the same pages padded to 640x640
+    # The same lines in the same order; their extents move by a few pixels (the
+    # network sees no padding, as with PaddleOCR's own resize; text reads as well,
+    # see the accuracy test): centres within 8 source pixels, 4 on the detector input.
+    for a, b in zip(wide, square, strict=True):
+        assert len(a.annotations) == len(b.annotations) > 0
+        for x, y in zip(a.annotations, b.annotations, strict=True):
+            assert iou(x.box, y.box) > 0.7
+            centre = ((x.box[0] + x.box[2]) / 2, (x.box[1] + x.box[3]) / 2)
+            assert centre == pytest.approx(
+                ((y.box[0] + y.box[2]) / 2, (y.box[1] + y.box[3]) / 2), abs=8
+            )
 
 
 def test_ocr_reads_generated_pages_with_98_percent_character_accuracy(
