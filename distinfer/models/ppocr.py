@@ -52,7 +52,9 @@ DET_SIZE = 640
 #: the order they are tried: a page goes to the first one that holds it scaled to a
 #: long side of ``DET_SIZE``. A 4:3 or A4 page runs at 480x640 instead of padding a
 #: quarter of a square: the bare model runs 39 against 28-29 images/s on 2 cores
-#: (benchmark_app, THROUGHPUT), the same text found (PaddleOCR itself keeps the aspect).
+#: (benchmark_app, THROUGHPUT). The boxes move by a few pixels (the network sees no
+#: padding, as with PaddleOCR's own resize, which keeps the aspect too); the text
+#: reads as well (generated pages: 1.0 against 0.9998 of the characters).
 DET_SHAPES = {"det-wide": (480, DET_SIZE), "det-tall": (DET_SIZE, 480), "det": (DET_SIZE, DET_SIZE)}
 CLS_HW = (48, 192)
 REC_HEIGHT = 48
