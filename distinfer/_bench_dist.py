@@ -312,7 +312,8 @@ class RayDataPredictor:
     Images come decoded by ``read_images``; each is run through the same task
     (the same letterbox, in-graph preprocessing and DB post-processing as
     distinfer) with a blocking call of the model compiled with OpenVINO's
-    default configuration, one image at a time.
+    default configuration, one image at a time. Like distinfer, it compiles
+    each of the task's graphs (input shapes) on first use only.
     """
 
     def __init__(self, model: str, indices: dict[str, int]) -> None:
@@ -321,11 +322,14 @@ class RayDataPredictor:
         from .models import task_from_model
 
         self.task = task_from_model(model)
-        core = ov.Core()
-        self.compiled = {name: core.compile_model(g) for name, g in self.task.graphs().items()}
+        self.core = ov.Core()
+        self.graphs = self.task.graphs()
+        self.compiled: dict[str, Any] = {}
         self.indices = indices
 
     def infer(self, stage: str, inputs: Sequence[Any]) -> list[list[Any]]:
+        if stage not in self.compiled:
+            self.compiled[stage] = self.core.compile_model(self.graphs[stage])
         compiled = self.compiled[stage]
         return [list(compiled(np.ascontiguousarray(x[None])).values()) for x in inputs]
 

@@ -189,6 +189,9 @@ class _BlockingStage:
         pass
 
 
+_AnyStage = _Stage | _BatchedStage | _BlockingStage
+
+
 def with_batch(graph: ov.Model, size: int) -> ov.Model:
     """``graph`` with a static batch of ``size`` on its one input (a copy)."""
     if len(graph.inputs) != 1:
@@ -222,6 +225,11 @@ class Engine:
     ``batch`` is how many inputs one request of a stage carries (None: what
     the task asks for in ``batch_sizes``, if anything; an int: every stage).
     Only the THROUGHPUT engine batches.
+
+    The stages a task names in ``lazy_stages`` (input shapes that some inputs
+    never need, such as a detector's portrait graph) compile on their first
+    ``infer`` instead of in ``start``: a compile costs 0.3 s of CPU, a large
+    share of a short job's start-up when the shape goes unused.
 
     ``latency=True`` is for one item at a time (``Deployment.infer``): the
     LATENCY hint (one request spans all cores), blocking requests run on the
@@ -258,54 +266,97 @@ class Engine:
         self.max_image_pixels = max_image_pixels
         self._max_in_flight = max_in_flight
         self.max_in_flight = 0  # known once compiled: depends on the requests per stage
-        self._stages: dict[str, _Stage | _BatchedStage | _BlockingStage] = {}
+        self._stages: dict[str, _AnyStage] = {}
+        # Stages compiled on first use (``Task.lazy_stages``), and their failures.
+        self._lazy: dict[str, ov.Model] = {}
+        self._failed: dict[str, ModelError] = {}
+        self._lazy_lock = threading.Lock()
+        self._core: ov.Core | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._slots: threading.BoundedSemaphore | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> Engine:
-        """Compile every graph of the task and start the host threads."""
+        """Compile the task's graphs (all but its ``lazy_stages``) and start the host threads."""
         if self._pool is not None:
             return self
         core = ov.Core()
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             core.set_property({"CACHE_DIR": str(self.cache_dir)})
-        sizes: Mapping[str, int] = getattr(self.task, "batch_sizes", {})
-        for name, graph in self.task.graphs().items():
-            compiled = self._compile(core, name, graph)
-            size = 1 if self.latency else (self.batch or sizes.get(name, 1))
-            if self.latency:
-                self._stages[name] = _BlockingStage(compiled, self._requests(compiled))
-            elif size == 1:
-                self._stages[name] = _Stage(compiled, self._requests(compiled))
-            else:
-                batched = self._compile(core, name, with_batch(graph, size))
-                self._stages[name] = _BatchedStage(
-                    _Stage(batched, self._requests(batched)),
-                    _Stage(compiled, self._requests(compiled)),
-                    size,
-                )
+        graphs = dict(self.task.graphs())
+        lazy = set(getattr(self.task, "lazy_stages", ())) & graphs.keys()
+        if lazy == graphs.keys():
+            raise ModelError(
+                f"task {self.task.kind!r} marks every stage lazy; at least one must compile "
+                "at start (it sets the number of infer requests)"
+            )
+        for name, graph in graphs.items():
+            if name not in lazy:
+                self._stages[name] = self._build(core, name, graph)
         requests = max(len(s) for s in self._stages.values())
-        self.jobs = requests
-        self.batch_sizes = {
-            name: stage.size
-            for name, stage in self._stages.items()
-            if isinstance(stage, _BatchedStage)
-        }
+        self.jobs = requests  # the lazy stages get as many
+        self._core = core
+        self._lazy = {name: graphs[name] for name in lazy}
         self.max_in_flight = self._max_in_flight or 2 * requests
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="distinfer-host")
         logger.info(
-            "compiled %s on %s: %d infer requests per stage, %d items in flight, batches %s",
+            "compiled %s on %s: %d infer requests per stage, %d items in flight, batches %s%s",
             self.task.kind,
             self.device,
             requests,
             self.max_in_flight,
             self.batch_sizes or "none",
+            f", on first use: {', '.join(sorted(lazy))}" if lazy else "",
         )
         return self
+
+    def _build(self, core: ov.Core, name: str, graph: ov.Model) -> _AnyStage:
+        """Compile one stage: blocking, async, or async with batched requests."""
+        compiled = self._compile(core, name, graph)
+        sizes: Mapping[str, int] = getattr(self.task, "batch_sizes", {})
+        size = 1 if self.latency else (self.batch or sizes.get(name, 1))
+        if self.latency:
+            return _BlockingStage(compiled, self._requests(compiled))
+        if size == 1:
+            return _Stage(compiled, self._requests(compiled))
+        batched = self._compile(core, name, with_batch(graph, size))
+        self.batch_sizes[name] = size
+        return _BatchedStage(
+            _Stage(batched, self._requests(batched)),
+            _Stage(compiled, self._requests(compiled)),
+            size,
+        )
+
+    def _first_use(self, stage: str) -> _AnyStage:
+        """Compile a lazy stage on its first ``infer``, once (a failure is kept, raised again)."""
+        with self._lazy_lock:
+            if stage in self._stages:
+                return self._stages[stage]
+            if stage in self._failed:
+                raise self._failed[stage]
+            if stage not in self._lazy:
+                raise ModelError(
+                    f"task {self.task.kind!r} has no stage {stage!r} "
+                    f"(stages: {sorted([*self._stages, *self._lazy])})"
+                )
+            assert self._core is not None
+            try:
+                built = self._build(self._core, stage, self._lazy[stage])
+            except ModelError as exc:
+                self._failed[stage] = exc
+                raise
+            logger.info("compiled stage %s of %s on first use", stage, self.task.kind)
+            self._stages[stage] = built
+            del self._lazy[stage]
+            return built
+
+    @property
+    def compiled_stages(self) -> list[str]:
+        """The stages compiled so far (lazy ones appear after their first use)."""
+        return sorted(self._stages)
 
     def _compile(self, core: ov.Core, name: str, graph: ov.Model) -> ov.CompiledModel:
         try:
@@ -336,6 +387,8 @@ class Engine:
         for stage in self._stages.values():
             stage.close()
         self._stages.clear()
+        self._lazy.clear()
+        self._core = None
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -347,12 +400,7 @@ class Engine:
 
     def infer(self, stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
         """Run ``stage`` once per input, all inputs in the queue together (an ``InferFn``)."""
-        try:
-            target = self._stages[stage]
-        except KeyError:
-            raise ModelError(
-                f"task {self.task.kind!r} has no stage {stage!r} (stages: {sorted(self._stages)})"
-            ) from None
+        target = self._stages.get(stage) or self._first_use(stage)
         return target.run(inputs)
 
     def predict(self, image: Image) -> Prediction:

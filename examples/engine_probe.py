@@ -29,13 +29,14 @@ from distinfer._demo import write_pages
 from distinfer._engine import Engine, Image
 from distinfer.models import InferFn, Task, task_from_model
 from distinfer.models._db import letterbox
-from distinfer.models.ppocr import DET_SHAPES, det_stage
+from distinfer.models.ppocr import DET_FIRST_USE, DET_SHAPES, det_stage
 
 
 class InferOnly:
     """The detector's graph fed a ready canvas: no decode, no letterbox, no DB."""
 
     kind = "probe-infer-only"
+    lazy_stages = DET_FIRST_USE
 
     def __init__(self) -> None:
         self.inner = task_from_model("ppocr-det")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -159,6 +161,51 @@ def test_a_graph_that_cannot_batch_says_so() -> None:
         with_batch(two_inputs, 4)
     with pytest.raises(ValueError, match="batch must be >= 1"):
         Engine(MeanColourTask(), batch=0)
+
+
+class _LazyTask(MeanColourTask):
+    """``mean`` compiles at start; ``spare`` and ``broken`` on first use."""
+
+    lazy_stages = frozenset({"spare", "broken"})
+
+    def graphs(self) -> Mapping[str, ov.Model]:
+        return {name: mean_colour_graph() for name in ("mean", "spare", "broken")}
+
+
+def test_lazy_stages_compile_once_on_first_use_and_a_failure_is_kept() -> None:
+    compiles: list[str] = []
+    with Engine(_LazyTask()) as engine:
+        assert engine.compiled_stages == ["mean"]
+        real = engine._compile
+
+        def compile_or_fail(core: ov.Core, name: str, graph: ov.Model) -> ov.CompiledModel:
+            compiles.append(name)
+            if name == "broken":
+                raise ModelError("cannot compile stage 'broken'")
+            return real(core, name, graph)
+
+        engine._compile = compile_or_fail  # type: ignore[method-assign]
+        assert engine.predict(solid((0, 0, 250))).annotations[0].label == "blue"
+        assert compiles == []
+        images = [np.full((SIZE, SIZE, 3), k, np.uint8) for k in range(8)]
+        with ThreadPoolExecutor(8) as pool:  # eight first uses at once: one compile
+            outputs = list(pool.map(lambda im: engine.infer("spare", [im])[0][0], images))
+        assert compiles == ["spare"]
+        assert engine.compiled_stages == ["mean", "spare"]
+        assert [float(out[0, 0]) for out in outputs] == list(range(8))
+        for _ in range(2):
+            with pytest.raises(ModelError, match="broken"):
+                engine.infer("broken", images[:1])
+        assert compiles == ["spare", "broken"]  # not tried again
+        with pytest.raises(ModelError, match=r"no stage 'nope' \(stages: \['broken', 'mean'"):
+            engine.infer("nope", images[:1])
+
+
+def test_a_task_cannot_make_every_stage_lazy() -> None:
+    task = MeanColourTask()
+    task.lazy_stages = frozenset({"mean"})  # type: ignore[attr-defined]
+    with pytest.raises(ModelError, match="every stage lazy"):
+        Engine(task).start()
 
 
 def test_several_actors_on_a_node_each_compile_their_share_of_cores_unpinned() -> None:

@@ -85,6 +85,14 @@ class ChainTask:
         graphs.update({CLASSIFIER_PREFIX + k: g for k, g in self.classifier.graphs().items()})
         return graphs
 
+    @property
+    def lazy_stages(self) -> frozenset[str]:
+        """The two tasks' ``lazy_stages``, prefixed like their graphs."""
+        return frozenset(
+            [DETECTOR_PREFIX + s for s in getattr(self.detector, "lazy_stages", ())]
+            + [CLASSIFIER_PREFIX + s for s in getattr(self.classifier, "lazy_stages", ())]
+        )
+
     def decode_scale(self, width: int, height: int) -> int:
         # The crops are classified at the resolution decoded: a small object in a
         # reduced decode would lose the detail the classifier needs.

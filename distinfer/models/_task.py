@@ -27,6 +27,10 @@ class Task(Protocol):
     ``image`` is RGB HWC uint8, possibly decoded at a reduced scale (see
     ``decode_scale``); ``source_size`` is the original ``(width, height)`` and
     the returned coordinates must be in those source pixels.
+
+    Two optional class attributes tune the engine: ``batch_sizes`` (stage ->
+    inputs per infer request) and ``lazy_stages`` (stages compiled on first use,
+    for input shapes a workload may never need; never all of them).
     """
 
     kind: str

@@ -56,6 +56,10 @@ DET_SIZE = 640
 #: padding, as with PaddleOCR's own resize, which keeps the aspect too); the text
 #: reads as well (generated pages: 1.0 against 0.9998 of the characters).
 DET_SHAPES = {"det-wide": (480, DET_SIZE), "det-tall": (DET_SIZE, 480), "det": (DET_SIZE, DET_SIZE)}
+#: Detector shapes compiled on their first page (``Engine``, ``lazy_stages``): the
+#: first shape compiles at start, the others cost 0.3 s of CPU each only when a
+#: job has pages of that shape.
+DET_FIRST_USE = frozenset(list(DET_SHAPES)[1:])
 CLS_HW = (48, 192)
 REC_HEIGHT = 48
 #: Static recognition widths, each compiled as its own graph ``rec<width>``; the
@@ -231,6 +235,7 @@ class TextDetectionTask(_PPOCRBase, PredictsMany):
 
     kind = "ppocr-det"
     files = (DET_FILE,)
+    lazy_stages: ClassVar[frozenset[str]] = DET_FIRST_USE
 
     def __init__(self, folder: str | Path | None = None, params: DBParams | None = None) -> None:
         super().__init__(folder)
@@ -345,6 +350,8 @@ class OCRTask(_PPOCRBase):
             )
         self.det = _Detection(params or DBParams())
         self.rec_widths = tuple(sorted(rec_widths))
+        # Only the widths a job's lines need are compiled (one graph each).
+        self.lazy_stages = DET_FIRST_USE | {f"rec{w}" for w in self.rec_widths}
         self.cls_thresh = cls_thresh
         self.min_text_score = min_text_score
         # The dictionary travels inside the ONNX metadata; read it now so that

@@ -324,6 +324,16 @@ def test_detection_of_a_full_size_array_matches_the_half_size_decode(
         assert a.box == pytest.approx(b.box, abs=4)
 
 
+def test_a_detector_shape_compiles_on_its_first_page(pages: list[Page]) -> None:
+    with Engine(bundled("ppocr-det")) as engine:
+        assert engine.compiled_stages == ["det-wide"]
+        landscape = engine.predict(jpeg(pages[0].image))
+        assert engine.compiled_stages == ["det-wide"]
+        portrait = engine.predict(jpeg(cv2.rotate(pages[0].image, cv2.ROTATE_90_CLOCKWISE)))
+        assert engine.compiled_stages == ["det-tall", "det-wide"]
+    assert len(portrait.annotations) == len(landscape.annotations) > 0
+
+
 def test_the_unpadded_detector_shape_finds_what_the_square_one_finds(
     det: Engine, pages: list[Page], monkeypatch: pytest.MonkeyPatch
 ) -> None:
