@@ -93,7 +93,7 @@ class BenchOptions:
             )
         if set(modes) & {"limit", "cls", "distributed", "raydata"}:
             parts.append(f"--seconds {self.seconds:g}")
-        if self.repeat > 1 and set(modes) & {*ENGINE_MODES, "raydata"}:
+        if self.repeat > 1 and set(modes) & {*ENGINE_MODES, "raydata", "distributed", "cls"}:
             parts.append(f"--repeat {self.repeat}")
         if "cls" in modes:
             parts.append(f"--crops {self.crops}")

@@ -1,7 +1,8 @@
 """The Ray modes of ``distinfer bench``: distributed runs, Ray Data, collector, memory.
 
 - ``distributed``: ``distinfer.run`` on the bench pages (an embedded local Ray
-  when none is running), between two limit measurements (the higher is used).
+  when none is running), between two limit measurements (the higher is used);
+  with ``--repeat N``, N runs and the one with the median ratio.
   The ratio uses the steady rate, from the first result to the start of the
   drain; the rate from the first result to the end and the whole wall time (Ray
   start, actor start, Parquet commit, shutdown) are reported beside it, with the
@@ -190,22 +191,33 @@ def timed_run(
 def bracketed_run(
     options: BenchOptions, report: Report, mode: str, model: str, images: Path, out: Path
 ) -> None:
-    """A timed run between two limit measurements of the same model, reported as ``mode``.
+    """Timed runs between limit measurements of the same model, reported as ``mode``.
 
-    The ratio uses the higher of the two limits: when other work slows the
-    machine down for part of the time, the ratio errs low, never high.
+    With ``--repeat N``, N runs with a limit measured before, between and after
+    them; each run's ratio uses the higher of the two limits around it (when
+    other work slows the machine down for part of the time, a ratio errs low,
+    never high), and the run with the median ratio is reported, every ratio
+    beside it.
     """
     bare = bare_model(model, image_paths(images)[0].read_bytes())
-    before, _ = measure_limit(bare, options.seconds, options.device)
-    figures = timed_run(model, images, out, options.overrides)
-    after, _ = measure_limit(bare, options.seconds, options.device)
-    limit = max(before, after, key=lambda s: s.fps)
+    limits = [measure_limit(bare, options.seconds, options.device)[0]]
+    runs = []
+    for _ in range(options.repeat):
+        figures = timed_run(model, images, out, options.overrides)
+        limits.append(measure_limit(bare, options.seconds, options.device)[0])
+        limit = max(limits[-2:], key=lambda s: s.fps)
+        steady = figures.steady_items_per_s
+        runs.append((figures, limit, figures.wall_items_per_s if steady is None else steady))
+    ratios = [rate / limit.fps for _, limit, rate in runs]
+    figures, limit, steady = runs[ratios.index(statistics.median_low(ratios))]
+    report.values[f"{mode}_limit_fps_each"] = [s.fps for s in limits]
+    report.values[f"{mode}_vs_limit_each_run"] = ratios
     report.add(mode, f"{mode}_limit_fps", limit.fps, "images/s, bare model, max of 2")
-    report.values[f"{mode}_limit_fps_before_after"] = [before.fps, after.fps]
-    steady = figures.steady_items_per_s
-    if steady is None:
+    if figures.steady_items_per_s is None:
         report.notes[mode] = "run too short for a steady window: the wall rate stands in"
-        steady = figures.wall_items_per_s
+    if len(runs) > 1:
+        shown = ", ".join(f"{r:.3f}" for r in ratios)
+        report.notes[f"{mode} runs"] = f"steady / limit of each run: {shown}; the median is shown"
     rates = [
         ("items_per_s", steady, "items/s, steady (pipeline full)"),
         ("first_to_end_items_per_s", figures.first_to_end_items_per_s, "items/s, 1st result->end"),

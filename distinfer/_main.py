@@ -169,8 +169,9 @@ def submit(
     default=1,
     show_default=True,
     help=(
-        "Rounds of the engine modes and of raydata's jobs, interleaved; medians reported "
-        "(limit: the highest)."
+        "Rounds of the engine modes and of raydata's jobs, interleaved, medians reported "
+        "(limit: the highest); runs of distributed and cls, each between limit "
+        "measurements, the median run reported."
     ),
 )
 @click.option("--crops", type=int, default=5000, show_default=True, help="Crops for cls.")
