@@ -231,7 +231,7 @@ class InferenceActor:
 
 
 def _warm_up() -> None:
-    warm_up()  # pyarrow's first conversion loads pandas
+    warm_up()  # pyarrow's first conversion
     # Each unit carries the collector's handle: the first one loads its class.
     importlib.import_module("distinfer._collector")
 

@@ -154,11 +154,27 @@ def test_the_sink_refuses_rows_that_do_not_continue_the_written_ones(tmp_path: P
     assert sink.committed_until == 8 and sink.pending_rows == 2
 
 
+def test_warming_up_for_rows_leaves_pandas_out_until_something_needs_it() -> None:
+    pytest.importorskip("pandas")  # installed with ray[data]: the dev and bench extras
+    code = """
+import json, sys
+import pyarrow as pa
+from distinfer._rows import ResultBatch, error_row, warm_up
+warm_up()
+rows = ResultBatch.from_rows([error_row(i, "a.jpg", None, "bad", "n") for i in range(3)])
+loaded = "pandas" in sys.modules
+frame = rows.records.to_pandas()  # pyarrow still imports it when it is needed
+print(json.dumps([loaded, len(frame), list(frame["index"])]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [False, 3, [0, 1, 2]]
+
+
 def test_a_new_collector_takes_its_first_batch_without_importing_anything(
     tmp_path: Path,
 ) -> None:
-    # pyarrow loads pandas on its first conversion (0.2-0.3 s); the collector does
-    # that in its constructor, while the actors start, not when the first rows come.
+    # pyarrow's first conversion costs 0.3 s (it looks for pandas); the collector
+    # does it in its constructor, while the actors start, not when the first rows come.
     message = tmp_path / "batch.pickle"
     message.write_bytes(pickle.dumps(batch(0, 8)))
     code = f"""
