@@ -388,6 +388,7 @@ class Engine:
             stage.close()
         self._stages.clear()
         self._lazy.clear()
+        self._failed.clear()
         self._core = None
 
     def __enter__(self) -> Engine:
@@ -400,7 +401,9 @@ class Engine:
 
     def infer(self, stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
         """Run ``stage`` once per input, all inputs in the queue together (an ``InferFn``)."""
-        target = self._stages.get(stage) or self._first_use(stage)
+        target = self._stages.get(stage)
+        if target is None:
+            target = self._first_use(stage)
         return target.run(inputs)
 
     def predict(self, image: Image) -> Prediction:
