@@ -26,27 +26,27 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._config import RunConfig
-    from ._deployment import Deployment
-    from ._driver import RunSummary, run
-    from ._overlay import draw_prediction
-    from ._prediction import RESULT_SCHEMA, Annotation, Prediction
-    from ._video_processor import AsyncVideoProcessor
+    from .distributed._driver import RunSummary, run
+    from .engine._deployment import Deployment
+    from .engine._overlay import draw_prediction
+    from .engine._prediction import RESULT_SCHEMA, Annotation, Prediction
+    from .engine._video_processor import AsyncVideoProcessor
     from .sinks._parquet import read_results
 
 # Everything loads on first use: a Ray collector process imports
-# ``distinfer._collector`` without OpenVINO, an inference actor without pydantic's
+# ``distinfer.distributed._collector`` without OpenVINO, an inference actor without pydantic's
 # config models it does not use, and ``distinfer --help`` stays quick.
 _LAZY = {
-    "Annotation": "._prediction",
-    "AsyncVideoProcessor": "._video_processor",
-    "Deployment": "._deployment",
-    "Prediction": "._prediction",
-    "RESULT_SCHEMA": "._prediction",
+    "Annotation": ".engine._prediction",
+    "AsyncVideoProcessor": ".engine._video_processor",
+    "Deployment": ".engine._deployment",
+    "Prediction": ".engine._prediction",
+    "RESULT_SCHEMA": ".engine._prediction",
     "RunConfig": "._config",
-    "RunSummary": "._driver",
-    "draw_prediction": "._overlay",
+    "RunSummary": ".distributed._driver",
+    "draw_prediction": ".engine._overlay",
     "read_results": ".sinks._parquet",
-    "run": "._driver",
+    "run": ".distributed._driver",
 }
 
 

@@ -223,7 +223,7 @@ def bare_model(model: str, image: bytes | None = None) -> Any:
     """
     import openvino as ov
 
-    from ._decode import image_size
+    from .engine._decode import image_size
     from .models._openvino import read_model
 
     if model == "ppocr":
@@ -362,7 +362,7 @@ def _async_pass(deployment: Any, images: Sequence[bytes]) -> None:
 
 
 def _video_pass(deployment: Any, images: Sequence[bytes]) -> None:
-    from ._video_processor import AsyncVideoProcessor
+    from .engine._video_processor import AsyncVideoProcessor
 
     order: list[int] = []
     processor = AsyncVideoProcessor(deployment, lambda frame, pred, i: order.append(i))
@@ -377,7 +377,7 @@ def _video_pass(deployment: Any, images: Sequence[bytes]) -> None:
 
 def engine_modes(options: BenchOptions, report: Report, images: Sequence[bytes]) -> None:
     """Measure the engine modes asked for, interleaved ``repeat`` times (medians kept)."""
-    from ._deployment import Deployment
+    from .engine._deployment import Deployment
 
     wanted = [m for m in ENGINE_MODES if m in options.modes and m not in report.skipped]
     bare = None
@@ -546,7 +546,7 @@ def _note_foreign_cpu(
 
 
 def _cores() -> int:
-    from ._engine import available_cores
+    from .engine._engine import available_cores
 
     return available_cores()
 

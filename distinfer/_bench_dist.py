@@ -161,7 +161,7 @@ def timed_run(
 
     Its processes are sampled every ``watch_s`` seconds (CPU time, peak RSS);
     None: not watched, as a run compared with others that are not."""
-    from ._driver import run
+    from .distributed._driver import run
 
     config = _run_config(model, images, out, overrides)
     timing = RunTiming()
@@ -281,7 +281,7 @@ class RayDataEngine:
     """
 
     def __init__(self, model: str, indices: dict[str, int], asynchronous: bool) -> None:
-        from ._engine import Engine
+        from .engine._engine import Engine
         from .models import task_from_model
 
         self.engine = Engine(task_from_model(model), latency=not asynchronous).start()
@@ -291,7 +291,7 @@ class RayDataEngine:
     def __call__(self, batch: dict[str, Any]) -> Any:
         import pyarrow as pa
 
-        from ._prediction import RESULT_SCHEMA
+        from .engine._prediction import RESULT_SCHEMA
 
         paths = [str(p) for p in batch["path"]]
         rows: list[dict[str, Any] | None] = [None] * len(paths)
@@ -348,7 +348,7 @@ class RayDataPredictor:
     def __call__(self, batch: dict[str, Any]) -> Any:
         import pyarrow as pa
 
-        from ._prediction import RESULT_SCHEMA
+        from .engine._prediction import RESULT_SCHEMA
 
         rows = []
         for image, path in zip(batch["image"], batch["path"], strict=True):
@@ -364,8 +364,8 @@ class RayDataPredictor:
 
 def _raydata_row(indices: dict[str, int], path: str, outcome: Any) -> dict[str, Any]:
     """The result row of one image of a Ray Data baseline (its index from its path)."""
-    from ._actor import describe
-    from ._rows import error_row, result_row
+    from .distributed._actor import describe
+    from .distributed._rows import error_row, result_row
 
     index = indices.get(path.lstrip("/"), -1)
     if isinstance(outcome, BaseException):
@@ -383,7 +383,7 @@ def raydata_mode(options: BenchOptions, report: Report, pages: Path, workdir: Pa
     submitted to an idle cluster finds it. With ``--repeat N`` the jobs run
     interleaved N times and each keeps its median.
     """
-    from ._ray import ray_session, use_loopback
+    from .distributed._ray import ray_session, use_loopback
 
     use_loopback()  # before anything imports ray
     try:
@@ -563,8 +563,8 @@ def _raydata_job(
 
 def realistic_rows(count: int, boxes: int = 5) -> list[dict[str, Any]]:
     """``RESULT_SCHEMA`` rows like a text detector's: ``boxes`` quads each."""
-    from ._prediction import Annotation, Prediction
-    from ._rows import result_row
+    from .distributed._rows import result_row
+    from .engine._prediction import Annotation, Prediction
 
     rng = np.random.default_rng(0)
     rows = []
@@ -598,8 +598,8 @@ class RowSender:
         import pyarrow as pa
         import ray
 
-        from ._prediction import RESULT_SCHEMA
-        from ._rows import ResultBatch
+        from .distributed._rows import ResultBatch
+        from .engine._prediction import RESULT_SCHEMA
 
         template = ResultBatch.from_rows(self.templates[:rows_per_call]).records
         pending: deque[Any] = deque()
@@ -646,7 +646,7 @@ def _collector_rate(senders: Sequence[Any], folder: Path, total: int, rows_per_c
     """Rows per second through a fresh collector, its final commit included."""
     import ray
 
-    from ._collector import OrderedCollector
+    from .distributed._collector import OrderedCollector
 
     remote = ray.remote(OrderedCollector).options(num_cpus=0)
     collector = remote.remote(str(folder), "bench", rows_per_part=5000, flush_interval_s=5.0)
@@ -662,7 +662,7 @@ def _collector_rate(senders: Sequence[Any], folder: Path, total: int, rows_per_c
 
 
 def _build_each(units: Sequence[Sequence[dict[str, Any]]]) -> None:
-    from ._rows import ResultBatch
+    from .distributed._rows import ResultBatch
 
     for rows in units:
         ResultBatch.from_rows(rows)
@@ -678,7 +678,7 @@ def collector_mode(options: BenchOptions, report: Report, workdir: Path) -> None
     import pyarrow.parquet as pq
     import ray
 
-    from ._prediction import RESULT_SCHEMA
+    from .engine._prediction import RESULT_SCHEMA
 
     total = options.collector_rows
     templates = realistic_rows(max(COLLECTOR_ROWS_PER_CALL))
@@ -929,7 +929,7 @@ def ray_modes(
     options: BenchOptions, report: Report, pages: Path | None, workdir: Path, say: Echo
 ) -> None:
     """Run the Ray modes of ``options`` in order; ``pages`` are the engine modes' images."""
-    from ._ray import ray_session, use_loopback
+    from .distributed._ray import ray_session, use_loopback
 
     use_loopback()  # before anything imports ray: its settings are read at import
     wanted = options.modes

@@ -77,8 +77,8 @@ def demo_data(folder: str, pages: int, frames: int) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace a finished or different output.")
 def run(config: str, overrides: tuple[str, ...], overwrite: bool) -> None:
     """Run the job described by CONFIG (embedded local Ray, or cluster.address)."""
-    from ._driver import run as run_job
-    from ._progress import Progress
+    from .distributed._driver import run as run_job
+    from .distributed._progress import Progress
 
     cfg = _load(config, overrides)
     try:
@@ -119,7 +119,7 @@ def submit(
     config: str, overrides: tuple[str, ...], address: str, follow: bool, overwrite: bool
 ) -> None:
     """Run CONFIG as a Ray job on a cluster (token authentication is used as configured)."""
-    from ._submit import submit_job
+    from .distributed._submit import submit_job
 
     cfg = _load(config, overrides)
     try:

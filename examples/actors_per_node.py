@@ -22,7 +22,7 @@ from typing import Any
 
 from distinfer._bench import bare_model, measure_limit
 from distinfer._demo import write_pages
-from distinfer._engine import Engine, available_cores
+from distinfer.engine._engine import Engine, available_cores
 from distinfer.models import task_from_model
 
 

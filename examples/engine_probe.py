@@ -24,9 +24,9 @@ import numpy as np
 import openvino as ov
 
 from distinfer import Prediction
-from distinfer._decode import decode_image
 from distinfer._demo import write_pages
-from distinfer._engine import Engine, Image
+from distinfer.engine._decode import decode_image
+from distinfer.engine._engine import Engine, Image
 from distinfer.models import InferFn, Task, task_from_model
 from distinfer.models._db import letterbox
 from distinfer.models.ppocr import DET_FIRST_USE, DET_SHAPES, det_stage

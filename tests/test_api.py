@@ -32,6 +32,6 @@ def test_importing_the_in_process_api_does_not_load_ray_or_pyav() -> None:
 def test_ray_processes_import_only_what_they_use() -> None:
     # Each import is start-up time of every job: the collector never runs a model,
     # and no process needs PyAV before it meets a video.
-    assert loaded_after("distinfer._collector", ("openvino", "av", "pydantic")) == []
-    assert loaded_after("distinfer._actor", ("av",)) == []
-    assert loaded_after("distinfer._driver", ("av",)) == []
+    assert loaded_after("distinfer.distributed._collector", ("openvino", "av", "pydantic")) == []
+    assert loaded_after("distinfer.distributed._actor", ("av",)) == []
+    assert loaded_after("distinfer.distributed._driver", ("av",)) == []

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pytest
 
 from distinfer import read_results
-from distinfer._collector import OrderedCollector
-from distinfer._prediction import RESULT_SCHEMA, Prediction
-from distinfer._rows import ResultBatch, error_row, result_row
+from distinfer.distributed._collector import OrderedCollector
+from distinfer.distributed._rows import ResultBatch, error_row, result_row
+from distinfer.engine._prediction import RESULT_SCHEMA, Prediction
 
 
 def batch(first: int, count: int, node: str = "a") -> ResultBatch:
@@ -159,7 +159,7 @@ def test_warming_up_for_rows_leaves_pandas_out_until_something_needs_it() -> Non
     code = """
 import json, sys
 import pyarrow as pa
-from distinfer._rows import ResultBatch, error_row, warm_up
+from distinfer.distributed._rows import ResultBatch, error_row, warm_up
 warm_up()
 rows = ResultBatch.from_rows([error_row(i, "a.jpg", None, "bad", "n") for i in range(3)])
 loaded = "pandas" in sys.modules
@@ -179,7 +179,7 @@ def test_a_new_collector_takes_its_first_batch_without_importing_anything(
     message.write_bytes(pickle.dumps(batch(0, 8)))
     code = f"""
 import json, pickle, sys
-from distinfer._collector import OrderedCollector
+from distinfer.distributed._collector import OrderedCollector
 folder = {str(tmp_path / "results")!r}
 sink = OrderedCollector(folder, "job", rows_per_part=10, flush_interval_s=600)
 before = set(sys.modules)

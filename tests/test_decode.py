@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from distinfer._decode import as_rgb_array, decode_image, image_size
 from distinfer._errors import InputError
+from distinfer.engine._decode import as_rgb_array, decode_image, image_size
 
 WIDTH, HEIGHT = 41, 30
 

@@ -11,8 +11,8 @@ import pytest
 from _tasks import SIZE, BatchedMeanColourTask, MeanColourTask, mean_colour_graph, solid
 
 from distinfer import InputError, ModelError, Prediction
-from distinfer._driver import actor_openvino_config
-from distinfer._engine import Engine, available_cores, with_batch
+from distinfer.distributed._driver import actor_openvino_config
+from distinfer.engine._engine import Engine, available_cores, with_batch
 
 
 def test_predict_runs_the_graph_and_reports_source_size() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from _jobs import job_config, write_images
 
 from distinfer import RunConfig, read_results, run
-from distinfer._work import AUTO_MAX_ITEMS, AUTO_MIN_ITEMS, UnitSize
+from distinfer.distributed._work import AUTO_MAX_ITEMS, AUTO_MIN_ITEMS, UnitSize
 
 
 def feed(size: UnitSize, items_per_s: float, seconds: float = 4.0, step_s: float = 0.1) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import openvino as ov
 
 from .._errors import ModelError
-from .._prediction import Prediction
+from ..engine._prediction import Prediction
 from ._task import InferFn, Task
 
 logger = logging.getLogger(__name__)

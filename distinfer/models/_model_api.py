@@ -35,7 +35,7 @@ from model_api.adapters.utils import INTERPOLATION_TYPES, crop_resize_ocv
 from model_api.models import ImageModel, Model
 
 from .._errors import ConfigError, ModelError
-from .._prediction import Annotation, Prediction
+from ..engine._prediction import Annotation, Prediction
 from ._openvino import MODEL_SUFFIXES, model_info, read_model
 from ._raw import STAGE, copy_model_files, largest_reduction
 from ._task import InferFn, PredictsMany

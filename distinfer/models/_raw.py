@@ -17,7 +17,7 @@ import numpy as np
 import openvino as ov
 
 from .._errors import ConfigError, ModelError
-from .._prediction import Prediction
+from ..engine._prediction import Prediction
 from ._openvino import input_hw, model_info, read_model, with_u8_rgb_input
 from ._task import InferFn, PredictsMany
 

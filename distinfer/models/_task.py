@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import openvino as ov
 
-from .._prediction import Prediction
+from ..engine._prediction import Prediction
 
 #: ``infer(stage, inputs)`` runs the compiled graph of ``stage`` once per input array
 #: (all inputs go into the async queue together) and returns, for each input, the

@@ -31,7 +31,7 @@ import numpy as np
 import openvino as ov
 
 from .._errors import ConfigError, ModelError
-from .._prediction import Annotation, Prediction
+from ..engine._prediction import Annotation, Prediction
 from ._ctc import crop_line, ctc_decode_best, fit_width, model_alphabet, with_best_class
 from ._db import DBParams, db_boxes, letterbox, reading_order
 from ._openvino import read_model, with_u8_rgb_input

@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import OutputError, OutputExistsError
-from .._prediction import RESULT_SCHEMA
-from .._rows import index_range
+from ..distributed._rows import index_range
+from ..engine._prediction import RESULT_SCHEMA
 
 logger = logging.getLogger(__name__)
 

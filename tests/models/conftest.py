@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from distinfer import Prediction
-from distinfer._engine import Engine
+from distinfer.engine._engine import Engine
 from distinfer.models import Task
 
 #: ``(stage, number of inputs)`` for every ``infer`` call a task made.

@@ -12,9 +12,9 @@ import openvino as ov
 import pytest
 
 from distinfer._demo import Page, render_crops, render_layout, write_pages
-from distinfer._engine import Engine
 from distinfer._errors import ConfigError, ModelError
-from distinfer._prediction import Prediction
+from distinfer.engine._engine import Engine
+from distinfer.engine._prediction import Prediction
 from distinfer.models._ctc import (
     crop_line,
     ctc_alphabet,

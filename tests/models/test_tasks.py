@@ -13,7 +13,7 @@ import pytest
 from _models import image
 
 from distinfer import ConfigError, ModelError
-from distinfer._engine import Engine
+from distinfer.engine._engine import Engine
 from distinfer.models import ModelApiTask, RawTask, task_from_model
 
 RED_RECT = ("red", (50, 20, 150, 60))

@@ -16,8 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._config import RunConfig
-from ._errors import WorkerError
+from .._config import RunConfig
+from .._errors import WorkerError
 
 #: What not to upload with the working dir.
 EXCLUDES = [".venv", ".git", "__pycache__", "*.parquet", "*.mp4"]

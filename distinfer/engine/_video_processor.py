@@ -15,9 +15,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import InferenceError
 from ._deployment import Deployment
 from ._engine import Image, Outcome
-from ._errors import InferenceError
 from ._prediction import Prediction
 
 logger = logging.getLogger(__name__)

@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._config import RunConfig
+from .._errors import ActorDiedError, ConfigError, InputError
+from ..sinks._parquet import output_lock, prepare_output
+from ..sources import iter_images, plan_segments, probe
 from ._actor import InferenceActor
 from ._collector import OrderedCollector, VideoOutput
-from ._config import RunConfig
 from ._dispatch import Abort, Dispatcher
-from ._errors import ActorDiedError, ConfigError, InputError
 from ._ray import ray_session
 from ._rows import error_row
 from ._work import ImageUnit, UnitSize, VideoUnit, WorkUnit
-from .sinks._parquet import output_lock, prepare_output
-from .sources import iter_images, plan_segments, probe
 
 logger = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._config import ClusterConfig
+from .._errors import ActorDiedError, DistinferError, WorkerError
 from ._actor import describe
-from ._config import ClusterConfig
-from ._errors import ActorDiedError, DistinferError, WorkerError
 from ._rows import ResultBatch, error_row
 from ._work import ImageUnit, UnitDone, UnitSize, WorkUnit
 

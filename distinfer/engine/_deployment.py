@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import InferenceError
+from ..models import Task, load_folder, save_folder, task_from_model
 from ._engine import Engine, Image, Outcome
-from ._errors import InferenceError
 from ._prediction import Prediction
-from .models import Task, load_folder, save_folder, task_from_model
 
 logger = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ._config import ModelConfig
-from ._engine import Engine, Image, Outcome
-from ._errors import InputError
-from ._overlay import draw_prediction
+from .._config import ModelConfig
+from .._errors import InputError
+from ..engine._engine import Engine, Image, Outcome
+from ..engine._overlay import draw_prediction
+from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 from ._rows import ResultBatch, error_row, result_row, warm_up
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
-from .sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class InferenceActor:
 def _warm_up() -> None:
     warm_up()  # pyarrow's first conversion
     # Each unit carries the collector's handle: the first one loads its class.
-    importlib.import_module("distinfer._collector")
+    importlib.import_module("distinfer.distributed._collector")
 
 
 def overlay_path(folder: Path, relpath: str, index: int) -> Path:

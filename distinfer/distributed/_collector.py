@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from ._overlay import draw_prediction
-from ._prediction import RESULT_SCHEMA, Prediction
+from ..engine._overlay import draw_prediction
+from ..engine._prediction import RESULT_SCHEMA, Prediction
+from ..sinks import VideoSink
+from ..sinks._parquet import ParquetSink
+from ..sources import probe, read_segment, whole_video
 from ._rows import ResultBatch, warm_up
-from .sinks import VideoSink
-from .sinks._parquet import ParquetSink
-from .sources import probe, read_segment, whole_video
 
 logger = logging.getLogger(__name__)
 

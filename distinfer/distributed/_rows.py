@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ._prediction import RESULT_SCHEMA, Prediction
+from ..engine._prediction import RESULT_SCHEMA, Prediction
 
 
 def error_row(index: int, source: str, frame: int | None, error: str, node: str) -> dict[str, Any]:

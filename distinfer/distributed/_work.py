@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sources import ImageRef, VideoSegment
+from ..sources import ImageRef, VideoSegment
 
 
 @dataclass(frozen=True)

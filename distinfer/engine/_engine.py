@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
+from .._errors import InputError, ModelError
+from ..models._task import Task
 from ._decode import as_rgb_array, decode_image
-from ._errors import InputError, ModelError
 from ._prediction import Prediction
-from .models._task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,12 @@
+"""The distributed run: ``distinfer run config.yaml`` on a local or remote Ray cluster.
+
+- ``_driver``: ``run(config)``, from checks to the summary.
+- ``_plan``: lazy enumeration of inputs into work units with global indices.
+- ``_dispatch``: the scheduling loop (credits, reorder window, retries, exactly once).
+- ``_actor``: the inference actor, one per node (or several), reading its own inputs.
+- ``_collector``: the ordered collector writing Parquet parts and the annotated video.
+- ``_work``, ``_rows``, ``_summary``: what travels between them.
+- ``_ray``, ``_submit``, ``_progress``: connecting to Ray, submitting jobs, progress.
+
+Nothing is imported here: each Ray process loads only the modules it runs.
+"""
