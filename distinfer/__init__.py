@@ -26,7 +26,8 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._config import RunConfig
-    from .distributed._driver import RunSummary, run
+    from .distributed._driver import run
+    from .distributed._summary import RunSummary
     from .engine._deployment import Deployment
     from .engine._overlay import draw_prediction
     from .engine._prediction import RESULT_SCHEMA, Annotation, Prediction
@@ -43,7 +44,7 @@ _LAZY = {
     "Prediction": ".engine._prediction",
     "RESULT_SCHEMA": ".engine._prediction",
     "RunConfig": "._config",
-    "RunSummary": ".distributed._driver",
+    "RunSummary": ".distributed._summary",
     "draw_prediction": ".engine._overlay",
     "read_results": ".sinks._parquet",
     "run": ".distributed._driver",

@@ -364,8 +364,7 @@ class RayDataPredictor:
 
 def _raydata_row(indices: dict[str, int], path: str, outcome: Any) -> dict[str, Any]:
     """The result row of one image of a Ray Data baseline (its index from its path)."""
-    from .distributed._actor import describe
-    from .distributed._rows import error_row, result_row
+    from .distributed._rows import describe, error_row, result_row
 
     index = indices.get(path.lstrip("/"), -1)
     if isinstance(outcome, BaseException):

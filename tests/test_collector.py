@@ -15,6 +15,7 @@ import pytest
 from distinfer import read_results
 from distinfer.distributed._collector import OrderedCollector
 from distinfer.distributed._rows import ResultBatch, error_row, result_row
+from distinfer.distributed._work import CollectorStatus
 from distinfer.engine._prediction import RESULT_SCHEMA, Prediction
 
 
@@ -44,9 +45,9 @@ def test_batches_arriving_out_of_order_are_written_in_index_order(tmp_path: Path
     c = collector(tmp_path)
     for k, first in enumerate((8, 16, 4, 12), start=1):
         c.add(batch(first, 4))
-        assert (c.status()["next_index"], c.status()["buffered"]) == (0, 4 * k)
+        assert (c.status().next_index, c.status().buffered) == (0, 4 * k)
     c.add(batch(0, 4))
-    assert (c.status()["next_index"], c.status()["buffered"]) == (20, 0)
+    assert (c.status().next_index, c.status().buffered) == (20, 0)
 
     manifest = c.finish(20, {})
 
@@ -65,7 +66,7 @@ def test_retried_rows_are_written_once_cut_dropped_or_ignored(tmp_path: Path) ->
     c.add(batch(4, 8, node="b"))  # overlaps what was written: rows 4..7 cut off
     c.add(batch(0, 8, node="b"))  # wholly written already: dropped
 
-    assert c.status()["duplicates"] == 4 + 1 + 4 + 8
+    assert c.status().duplicates == 4 + 1 + 4 + 8
     c.finish(20, {})
     nodes = ["a"] * 8 + ["b"] * 4 + ["a"] * 8
     assert written(tmp_path) == list(enumerate(nodes))
@@ -79,14 +80,10 @@ def test_items_split_off_a_unit_are_dropped_once_the_whole_unit_is_written(
     for index in (6, 5):  # a failing unit 4..7 split into single items...
         c.add(batch(index, 1, node="single"))
     c.add(batch(4, 4))  # ...after its rows had come in after all
-    assert c.status() | {"epoch": ""} == {
-        "epoch": "",
-        "committed_until": 0,
-        "next_index": 8,
-        "buffered": 0,
-        "max_buffered": 6,
-        "duplicates": 2,
-    }
+    status = c.status()
+    assert status == CollectorStatus(
+        epoch=c.epoch, committed_until=0, next_index=8, buffered=0, max_buffered=6, duplicates=2
+    )
     c.finish(8, {})
     assert written(tmp_path) == [(i, "a") for i in range(8)]
 
@@ -95,17 +92,17 @@ def test_the_reorder_buffer_is_bounded_in_rows_not_batches(tmp_path: Path) -> No
     c = collector(tmp_path, rows_per_part=100)
     c.add(batch(8, 8))
     c.add(batch(16, 8))
-    assert (c.status()["buffered"], c.status()["max_buffered"]) == (16, 16)
+    assert (c.status().buffered, c.status().max_buffered) == (16, 16)
     c.add(batch(0, 8))  # counted as it arrives, then drained with the others
-    assert (c.status()["buffered"], c.status()["max_buffered"]) == (0, 24)
-    assert c.status()["next_index"] == 24
+    assert (c.status().buffered, c.status().max_buffered) == (0, 24)
+    assert c.status().next_index == 24
 
 
 def test_a_restarted_collector_resumes_after_the_committed_rows(tmp_path: Path) -> None:
     first = collector(tmp_path, rows_per_part=4)
     first.add(batch(0, 6))  # 0..3 committed, 4..5 pending: lost with the instance
     second = collector(tmp_path, rows_per_part=4)
-    assert second.status()["committed_until"] == 4 and second.epoch != first.epoch
+    assert second.status().committed_until == 4 and second.epoch != first.epoch
     assert second.add(batch(0, 8)) == (second.epoch, 8)  # redelivered; 0..3 cut off
     second.finish(8, {})
     assert [i for i, _ in written(tmp_path)] == list(range(8))
@@ -159,6 +156,7 @@ def test_warming_up_for_rows_leaves_pandas_out_until_something_needs_it() -> Non
     code = """
 import json, sys
 import pyarrow as pa
+from distinfer.distributed._work import CollectorStatus
 from distinfer.distributed._rows import ResultBatch, error_row, warm_up
 warm_up()
 rows = ResultBatch.from_rows([error_row(i, "a.jpg", None, "bad", "n") for i in range(3)])

@@ -25,17 +25,10 @@ from .._errors import InputError
 from ..engine._engine import Engine, Image, Outcome
 from ..engine._overlay import draw_prediction
 from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
-from ._rows import ResultBatch, error_row, result_row, warm_up
+from ._rows import ResultBatch, describe, error_row, result_row, warm_up
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
 
 logger = logging.getLogger(__name__)
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line error for a row: our own messages as they are, others with their type."""
-    if isinstance(exc, InputError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 class _Countdown:

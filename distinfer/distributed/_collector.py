@@ -10,6 +10,7 @@ tells the driver to resend the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import queue
@@ -29,6 +30,7 @@ from ..sinks import VideoSink
 from ..sinks._parquet import ParquetSink
 from ..sources import probe, read_segment, whole_video
 from ._rows import ResultBatch, warm_up
+from ._work import CollectorStatus
 
 logger = logging.getLogger(__name__)
 
@@ -223,21 +225,21 @@ class OrderedCollector:
         self._last_commit = time.monotonic()
         return self.epoch, self.sink.committed_until
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "committed_until": self.sink.committed_until,
-            "next_index": self.next_index,
-            "buffered": self.buffered_rows,
-            "max_buffered": self.max_buffered,
-            "duplicates": self.duplicates,
-        }
+    def status(self) -> CollectorStatus:
+        return CollectorStatus(
+            epoch=self.epoch,
+            committed_until=self.sink.committed_until,
+            next_index=self.next_index,
+            buffered=self.buffered_rows,
+            max_buffered=self.max_buffered,
+            duplicates=self.duplicates,
+        )
 
     def finish(self, total: int, stats: Mapping[str, Any]) -> dict[str, Any]:
         """Commit the rest, close the video, mark the manifest finished."""
         if self.video is not None:
             self.video.close()
-        return self.sink.finish(total, {**stats, "collector": self.status()})
+        return self.sink.finish(total, {**stats, "collector": dataclasses.asdict(self.status())})
 
     def pid(self) -> int:
         import os

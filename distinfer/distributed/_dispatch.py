@@ -25,18 +25,14 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._config import ClusterConfig
 from .._errors import ActorDiedError, DistinferError, WorkerError
-from ._actor import describe
-from ._rows import ResultBatch, error_row
-from ._work import ImageUnit, UnitDone, UnitSize, WorkUnit
-
-if TYPE_CHECKING:
-    from ._driver import ProgressFn, RunSummary
+from ._rows import ResultBatch, describe, error_row
+from ._summary import ProgressFn, RunSummary
+from ._work import CollectorStatus, ErrorItem, ImageUnit, UnitDone, UnitSize, WorkItem, WorkUnit
 
 logger = logging.getLogger(__name__)
 
@@ -97,33 +93,44 @@ class Abort(Exception):
     """Raised inside the loop when the error budget is spent."""
 
 
+@dataclass(frozen=True)
+class DispatchOptions:
+    """How a dispatcher schedules: the ``cluster`` keys it obeys, and whom it tells.
+
+    ``unit_size`` is told how fast items are done (``items_per_unit: auto``);
+    ``progress`` is called with the live summary as the run goes.
+    """
+
+    units_in_flight_per_actor: int
+    reorder_buffer_items: int
+    unit_size: UnitSize
+    max_error_fraction: float = 1.0
+    resumed_from: int = 0
+    progress: ProgressFn | None = None
+
+
 class Dispatcher:
     """Feeds ``units`` to ``actors`` until every index is committed; see the module doc."""
 
     def __init__(
         self,
         ray: Any,
-        cluster: ClusterConfig,
         collector: Any,
-        actors: dict[str, Any],
-        units: Iterator[WorkUnit | dict[str, Any]],
-        summary: RunSummary,
-        progress: ProgressFn | None,
-        unit_size: UnitSize,
+        actors: Mapping[str, Any],
+        units: Iterator[WorkItem],
+        options: DispatchOptions,
     ) -> None:
         self.ray = ray
-        self.cluster = cluster
         self.collector = collector
-        self.actors = actors
+        self.actors = dict(actors)  # its own copy: actors given up are dropped from it
         self.units = units
-        self.summary = summary
-        self.progress = progress
-        self.unit_size = unit_size  # told how fast items are done (``items_per_unit: auto``)
+        self.options = options
+        self.summary = RunSummary(resumed_from=options.resumed_from)
         self.retry: deque[WorkUnit] = deque()
         self.peeked: WorkUnit | None = None
         self.exhausted = False
         self.in_flight: dict[Any, tuple[str, WorkUnit]] = {}
-        self.load = dict.fromkeys(actors, 0)
+        self.load = dict.fromkeys(self.actors, 0)
         self.suspects: dict[str, _Suspect] = {}
         self.attempts: dict[int, int] = {}
         self.open_heap: list[tuple[int, int]] = []  # (first index, unit id), lazily pruned
@@ -132,20 +139,22 @@ class Dispatcher:
         self.delivered: list[tuple[int, int, _Delivery]] = []  # heap by end index
         self.delivery_ids = itertools.count()
         self.rows_to_resend: deque[_Delivery] = deque()
-        status = self.collector_call(collector.status.remote())
-        self.epoch: str = status["epoch"]
-        self.committed_until: int = status["committed_until"]
+        self.epoch = ""  # the collector instance that took the rows, learnt in ``run``
+        self.committed_until = 0
 
     # -- the loop --------------------------------------------------------------------
 
-    def run(self) -> None:
-        """Dispatch everything, then make sure the collector holds it all committed."""
+    def run(self) -> RunSummary:
+        """Dispatch everything, make sure the collector holds it all committed, and
+        return the summary (``Abort`` when the error budget is spent)."""
+        status: CollectorStatus = self.collector_call(self.collector.status.remote())
+        self.epoch, self.committed_until = status.epoch, status.committed_until
         while True:
             self.dispatch()
             epoch, committed = self.collector_call(self.collector.flush.remote())
             if epoch == self.epoch:
                 self.committed_until = committed
-                return
+                return self.summary
             self.collector_restarted(epoch, committed)
 
     def dispatch(self) -> None:
@@ -173,8 +182,8 @@ class Dispatcher:
                 else:
                     self.on_probe_done(ref)
             self.check_suspects()
-            if self.progress is not None:
-                self.progress(self.summary, None)
+            if self.options.progress is not None:
+                self.options.progress(self.summary, None)
             self.check_error_budget()
 
     # -- the window ------------------------------------------------------------------
@@ -195,21 +204,22 @@ class Dispatcher:
             item = next(self.units, None)
             if item is None:
                 self.exhausted = True
-            elif isinstance(item, dict):  # an error row known at enumeration
-                self.send_rows(ResultBatch.from_rows([item]))
+            elif isinstance(item, ErrorItem):  # known bad at enumeration
+                row = error_row(item.index, item.source, item.frame, item.error, "driver")
+                self.send_rows(ResultBatch.from_rows([row]))
             else:
                 self.peeked = item
         if self.peeked is None:
             return None
         low = self.low_index()
-        if low is not None and self.peeked.first_index >= low + self.cluster.reorder_buffer_items:
+        if low is not None and self.peeked.first_index >= low + self.options.reorder_buffer_items:
             return None  # too far ahead of the slowest unit: wait
         unit, self.peeked = self.peeked, None
         self.track(unit)
         return unit
 
     def fill(self) -> None:
-        limit = self.cluster.units_in_flight_per_actor
+        limit = self.options.units_in_flight_per_actor
         while True:
             free = [n for n in self.actors if n not in self.suspects and self.load[n] < limit]
             if not free:
@@ -251,7 +261,7 @@ class Dispatcher:
             unit.first_index, unit.first_index + len(unit), done.items, done.errors, unit=unit
         )
         self.on_delivered(delivery, done.collector_epoch, done.committed_until)
-        self.unit_size.observe(time.perf_counter(), s.processed)
+        self.options.unit_size.observe(time.perf_counter(), s.processed)
 
     def send_rows(self, rows: ResultBatch) -> None:
         """Hand error rows made here (not by an actor) to the collector."""
@@ -273,9 +283,9 @@ class Dispatcher:
         self.summary.processed += delivery.items
         self.summary.errors += delivery.errors
         if epoch != self.epoch:
-            status = self.collector_call(self.collector.status.remote())
-            if status["epoch"] != self.epoch:
-                self.collector_restarted(status["epoch"], status["committed_until"])
+            status: CollectorStatus = self.collector_call(self.collector.status.remote())
+            if status.epoch != self.epoch:
+                self.collector_restarted(status.epoch, status.committed_until)
             if epoch != self.epoch:  # taken by an instance that has died since
                 committed = self.committed_until
                 if delivery.end_index > committed:
@@ -375,7 +385,7 @@ class Dispatcher:
 
     def check_error_budget(self) -> None:
         s = self.summary
-        limit = self.cluster.max_error_fraction
+        limit = self.options.max_error_fraction
         if limit < 1.0 and s.processed >= 20 and s.errors > limit * s.processed:
             s.aborted = (
                 f"{s.errors} of {s.processed} items failed, more than "

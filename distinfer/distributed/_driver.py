@@ -8,52 +8,26 @@ scheduling and the failure handling live in ``_dispatch``.
 
 from __future__ import annotations
 
-import glob
 import hashlib
-import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .._config import RunConfig
-from .._errors import ActorDiedError, ConfigError, InputError
+from .._errors import ActorDiedError, ConfigError
 from ..sinks._parquet import output_lock, prepare_output
-from ..sources import iter_images, plan_segments, probe
 from ._actor import InferenceActor
 from ._collector import OrderedCollector, VideoOutput
-from ._dispatch import Abort, Dispatcher
+from ._dispatch import Abort, Dispatcher, DispatchOptions
+from ._plan import Enumeration, VideoPlan, plan_videos
 from ._ray import ray_session
-from ._rows import error_row
-from ._work import ImageUnit, UnitSize, VideoUnit, WorkUnit
+from ._summary import ProgressFn, RunSummary
+from ._work import UnitSize
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RunSummary:
-    """What a run did; ``errors`` > 0 makes ``distinfer run`` exit with 1."""
-
-    total: int = 0
-    processed: int = 0
-    errors: int = 0
-    resumed_from: int = 0
-    elapsed_s: float = 0.0
-    aborted: str | None = None
-    nodes: dict[str, dict[str, float]] = field(default_factory=dict)
-    error_samples: list[str] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
-    items_per_unit: int = 0  # images per unit at the end (``items_per_unit: auto`` adapts)
-
-    @property
-    def items_per_s(self) -> float:
-        return self.processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-ProgressFn = Callable[[RunSummary, int | None], None]
 
 
 def fingerprint(config: RunConfig) -> str:
@@ -66,99 +40,22 @@ def fingerprint(config: RunConfig) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def video_paths(config: RunConfig) -> list[str]:
-    """The video files of the config, globs expanded (sorted), in config order."""
-    paths: list[str] = []
-    for spec in config.input.videos:
-        spec = config.resolve(spec)
-        if any(c in spec for c in "*?["):
-            paths.extend(sorted(glob.glob(spec, recursive=True)))
-        else:
-            paths.append(spec)
-    return paths
-
-
-@dataclass
-class _Plan:
-    """Videos come first (probed up front: the collector needs their indices)."""
-
-    videos: list[tuple[str, Any, int]]  # (path, VideoInfo | InputError, base index)
-    first_image_index: int
-
-
-def plan_videos(config: RunConfig) -> _Plan:
-    videos = []
-    index = 0
-    for path in video_paths(config):
-        try:
-            info: Any = probe(path)
-            videos.append((path, info, index))
-            index += info.frame_count
-        except InputError as exc:
-            videos.append((path, exc, index))
-            index += 1  # one error row for the unreadable video
-    return _Plan(videos, index)
-
-
-class Enumeration:
-    """Work units in index order, lazily, skipping committed indices.
-
-    Yields ``WorkUnit`` objects, or a ready error row (a dict) for an input known
-    bad before any actor sees it. ``total`` is the number of indices, known once
-    iteration ends.
-    """
-
-    def __init__(self, config: RunConfig, plan: _Plan, resume_from: int, size: UnitSize) -> None:
-        self.config = config
-        self.plan = plan
-        self.resume_from = resume_from
-        self.size = size
-        self.total: int | None = None
-
-    def __iter__(self) -> Iterator[WorkUnit | dict[str, Any]]:
-        config, resume_from = self.config, self.resume_from
-        unit_ids = itertools.count()
-        for video_id, (path, info, base) in enumerate(self.plan.videos):
-            if isinstance(info, InputError):
-                if base >= resume_from:
-                    yield error_row(base, path, None, str(info), "driver")
-                continue
-            for segment in plan_segments(info, config.input.video_segment_frames):
-                if base + segment.end_frame > resume_from:
-                    yield VideoUnit(next(unit_ids), path, path, segment, base, video_id)
-        index = self.plan.first_image_index
-        batch: list[tuple[int, Any]] = []
-        for spec in config.input.images:
-            refs = iter_images(config.resolve(spec), max_inline_bytes=config.input.max_file_bytes)
-            for ref in refs:
-                if index >= resume_from:
-                    batch.append((index, ref))
-                    if len(batch) >= self.size.value:
-                        yield ImageUnit(next(unit_ids), tuple(batch))
-                        batch = []
-                index += 1
-        if batch:
-            yield ImageUnit(next(unit_ids), tuple(batch))
-        self.total = index
-
-
-def _video_outputs(config: RunConfig, plan: _Plan) -> list[VideoOutput]:
+def _video_outputs(config: RunConfig, plan: VideoPlan) -> list[VideoOutput]:
     """Where annotated videos go: ``output.video`` itself for one input video;
     for several, ``<stem>-<n>-<video stem><suffix>`` beside it."""
     if config.output.video is None:
         return []
     target = Path(config.resolve(config.output.video))
-    good = [
-        (path, info, base) for path, info, base in plan.videos if not isinstance(info, InputError)
-    ]
+    good = plan.readable
     outputs = []
-    for n, (path, info, base) in enumerate(good):
+    for n, video in enumerate(good):
+        assert video.info is not None
         out = (
             target
             if len(good) == 1
-            else target.with_name(f"{target.stem}-{n:03d}-{Path(path).stem}{target.suffix}")
+            else target.with_name(f"{target.stem}-{n:03d}-{Path(video.path).stem}{target.suffix}")
         )
-        outputs.append(VideoOutput(path, str(out), base, info.frame_count))
+        outputs.append(VideoOutput(video.path, str(out), video.base_index, video.info.frame_count))
     return outputs
 
 
@@ -224,7 +121,7 @@ def start_actors(ray: Any, config: RunConfig) -> dict[str, Any]:
     return actors
 
 
-def start_collector(ray: Any, config: RunConfig, plan: _Plan) -> Any:
+def start_collector(ray: Any, config: RunConfig, plan: VideoPlan) -> Any:
     """The collector, on this node: the output folders are this machine's paths."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -292,34 +189,34 @@ def run(
 
 def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> RunSummary:
     started = time.perf_counter()
-    summary = RunSummary(resumed_from=resume_from)
     plan = plan_videos(config)
     with ray_session(config.cluster.address, dashboard=config.cluster.dashboard) as ray:
         collector = start_collector(ray, config, plan)
         actors: dict[str, Any] = {}
         try:
             actors = start_actors(ray, config)
+            cluster = config.cluster
             size = UnitSize(
-                config.cluster.items_per_unit,
+                cluster.items_per_unit,
                 actors=len(actors),
-                units_in_flight=config.cluster.units_in_flight_per_actor,
-                window_items=config.cluster.reorder_buffer_items,
+                units_in_flight=cluster.units_in_flight_per_actor,
+                window_items=cluster.reorder_buffer_items,
             )
             enumeration = Enumeration(config, plan, resume_from, size)
-            dispatcher = Dispatcher(
-                ray,
-                config.cluster,
-                collector,
-                dict(actors),
-                iter(enumeration),
-                summary,
-                progress,
-                size,
+            options = DispatchOptions(
+                units_in_flight_per_actor=cluster.units_in_flight_per_actor,
+                reorder_buffer_items=cluster.reorder_buffer_items,
+                unit_size=size,
+                max_error_fraction=cluster.max_error_fraction,
+                resumed_from=resume_from,
+                progress=progress,
             )
+            dispatcher = Dispatcher(ray, collector, actors, iter(enumeration), options)
             try:
-                dispatcher.run()
+                summary = dispatcher.run()
             except Abort:
                 dispatcher.collector_call(collector.flush.remote())  # a rerun resumes after it
+                summary = dispatcher.summary
                 summary.elapsed_s = time.perf_counter() - started
                 return summary
             assert enumeration.total is not None

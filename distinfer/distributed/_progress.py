@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from ._driver import RunSummary
+from ._summary import RunSummary
 
 LINE_INTERVAL_S = 10.0
 BAR_INTERVAL_S = 0.2

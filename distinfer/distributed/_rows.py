@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .._errors import InputError
 from ..engine._prediction import RESULT_SCHEMA, Prediction
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line error for a row: our own messages as they are, others with their type."""
+    if isinstance(exc, InputError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def error_row(index: int, source: str, frame: int | None, error: str, node: str) -> dict[str, Any]:

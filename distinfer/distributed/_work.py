@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from ..sources import ImageRef, VideoSegment
 
@@ -88,7 +87,39 @@ class UnitDone:
     collector_epoch: str
     committed_until: int = 0
     error_samples: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ErrorItem:
+    """An item known bad before any actor sees it (a video that cannot be opened):
+    the driver writes its error row itself."""
+
+    index: int
+    source: str
+    error: str
+    frame: int | None = None
+
+
+#: What enumeration yields, in index order.
+WorkItem = WorkUnit | ErrorItem
+
+
+@dataclass(frozen=True)
+class CollectorStatus:
+    """Where the collector stands: what the driver needs to keep the output exactly-once.
+
+    ``epoch`` names the collector instance (a restart makes a new one);
+    ``committed_until`` is the end of the committed rows, ``next_index`` the end of the
+    rows taken in order (committed or pending), ``buffered`` the rows held out of order
+    (``max_buffered``: the most at once), ``duplicates`` the rows dropped as already taken.
+    """
+
+    epoch: str
+    committed_until: int
+    next_index: int
+    buffered: int
+    max_buffered: int
+    duplicates: int
 
 
 #: ``items_per_unit: auto``: units start at this many images ...

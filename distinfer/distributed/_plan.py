@@ -1,0 +1,122 @@
+"""What a run will do, in index order: videos first (probed up front), then images, lazily.
+
+Every item gets its global index here. Videos are probed before dispatch starts, since
+the collector needs their index ranges; images are enumerated lazily while the run
+goes on, so the first units are processed while a huge listing is still being read.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .._config import RunConfig
+from .._errors import InputError
+from ..sources import ImageRef, VideoInfo, iter_images, plan_segments, probe
+from ._work import ErrorItem, ImageUnit, UnitSize, VideoUnit, WorkItem
+
+
+@dataclass(frozen=True)
+class PlannedVideo:
+    """One input video: its frames have indices ``base_index ..``; ``info`` is None when
+    the video cannot be read, and then it is one error row at ``base_index``."""
+
+    path: str
+    base_index: int
+    info: VideoInfo | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.info is None) == (self.error is None):
+            raise ValueError(f"{self.path}: give exactly one of info or error")
+
+    @property
+    def end_index(self) -> int:
+        return self.base_index + (self.info.frame_count if self.info is not None else 1)
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """The input videos in config order; images are numbered from ``first_image_index``."""
+
+    videos: tuple[PlannedVideo, ...]
+
+    @property
+    def first_image_index(self) -> int:
+        return self.videos[-1].end_index if self.videos else 0
+
+    @property
+    def readable(self) -> tuple[PlannedVideo, ...]:
+        return tuple(v for v in self.videos if v.info is not None)
+
+
+def video_paths(config: RunConfig) -> list[str]:
+    """The video files of the config, globs expanded (sorted), in config order."""
+    paths: list[str] = []
+    for spec in config.input.videos:
+        spec = config.resolve(spec)
+        if any(c in spec for c in "*?["):
+            paths.extend(sorted(glob.glob(spec, recursive=True)))
+        else:
+            paths.append(spec)
+    return paths
+
+
+def plan_videos(config: RunConfig) -> VideoPlan:
+    videos = []
+    index = 0
+    for path in video_paths(config):
+        try:
+            video = PlannedVideo(path, index, info=probe(path))
+        except InputError as exc:
+            video = PlannedVideo(path, index, error=str(exc))
+        videos.append(video)
+        index = video.end_index
+    return VideoPlan(tuple(videos))
+
+
+class Enumeration:
+    """Work units in index order, lazily, skipping committed indices.
+
+    Yields ``WorkUnit`` objects, or an ``ErrorItem`` for an input known bad before
+    any actor sees it. ``total`` is the number of indices, known once iteration ends.
+    """
+
+    def __init__(
+        self, config: RunConfig, plan: VideoPlan, resume_from: int, size: UnitSize
+    ) -> None:
+        self.config = config
+        self.plan = plan
+        self.resume_from = resume_from
+        self.size = size
+        self.total: int | None = None
+
+    def __iter__(self) -> Iterator[WorkItem]:
+        config, resume_from = self.config, self.resume_from
+        unit_ids = itertools.count()
+        for video_id, video in enumerate(self.plan.videos):
+            if video.info is None:
+                if video.base_index >= resume_from:
+                    yield ErrorItem(video.base_index, video.path, video.error or "")
+                continue
+            for segment in plan_segments(video.info, config.input.video_segment_frames):
+                if video.base_index + segment.end_frame > resume_from:
+                    yield VideoUnit(
+                        next(unit_ids), video.path, video.path, segment, video.base_index, video_id
+                    )
+        index = self.plan.first_image_index
+        batch: list[tuple[int, ImageRef]] = []
+        for spec in config.input.images:
+            refs = iter_images(config.resolve(spec), max_inline_bytes=config.input.max_file_bytes)
+            for ref in refs:
+                if index >= resume_from:
+                    batch.append((index, ref))
+                    if len(batch) >= self.size.value:
+                        yield ImageUnit(next(unit_ids), tuple(batch))
+                        batch = []
+                index += 1
+        if batch:
+            yield ImageUnit(next(unit_ids), tuple(batch))
+        self.total = index
