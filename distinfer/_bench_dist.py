@@ -140,7 +140,8 @@ class RunFigures:
 
 
 def _run_config(model: str, images: Path, out: Path, overrides: Sequence[str]) -> Any:
-    from ._config import BUNDLED_MODELS, RunConfig
+    from ._config import RunConfig
+    from .models._bundled import BUNDLED_MODELS
 
     section = {"name": model} if model in BUNDLED_MODELS else {"path": str(Path(model).resolve())}
     return RunConfig.parse(

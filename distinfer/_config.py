@@ -16,11 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._errors import ConfigError
+from .models._bundled import BUNDLED_MODELS
 
 if TYPE_CHECKING:
     from .models import Task
-
-BUNDLED_MODELS = ("ppocr", "ppocr-det", "ppocr-cls")
 
 
 class _Section(BaseModel):

@@ -15,7 +15,8 @@ import openvino as ov
 import openvino.opset13 as ops
 
 from distinfer import Annotation, Prediction
-from distinfer.models import InferFn
+from distinfer.models import InferFn, predict_each
+from distinfer.models._task import NO_BATCHES, NO_LAZY_STAGES
 
 SIZE = 4
 
@@ -31,6 +32,8 @@ class MeanColourTask:
     """``delay_s(image)`` seconds of host work after inference (default none)."""
 
     kind = "test-mean-colour"
+    batch_sizes = NO_BATCHES
+    lazy_stages = NO_LAZY_STAGES
 
     def __init__(self, delay_s: Callable[[np.ndarray], float] | None = None) -> None:
         self.delay_s = delay_s
@@ -65,6 +68,11 @@ class MeanColourTask:
         finally:
             with self.lock:
                 self.running -= 1
+
+    def predict_many(
+        self, images: list[np.ndarray], infer: InferFn, source_sizes: list[tuple[int, int]]
+    ) -> list[Prediction]:
+        return predict_each(self, images, infer, source_sizes)
 
     def save(self, folder: Path) -> dict[str, Any]:
         raise NotImplementedError("test task")

@@ -286,7 +286,7 @@ class Engine:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             core.set_property({"CACHE_DIR": str(self.cache_dir)})
         graphs = dict(self.task.graphs())
-        lazy = set(getattr(self.task, "lazy_stages", ())) & graphs.keys()
+        lazy = set(self.task.lazy_stages) & graphs.keys()
         if lazy == graphs.keys():
             raise ModelError(
                 f"task {self.task.kind!r} marks every stage lazy; at least one must compile "
@@ -316,7 +316,7 @@ class Engine:
     def _build(self, core: ov.Core, name: str, graph: ov.Model) -> _AnyStage:
         """Compile one stage: blocking, async, or async with batched requests."""
         compiled = self._compile(core, name, graph)
-        sizes: Mapping[str, int] = getattr(self.task, "batch_sizes", {})
+        sizes = self.task.batch_sizes
         size = 1 if self.latency else (self.batch or sizes.get(name, 1))
         if self.latency:
             return _BlockingStage(compiled, self._requests(compiled))
@@ -455,10 +455,9 @@ class Engine:
                 decoded[i] = self.decode(image)
             except BaseException as exc:  # noqa: BLE001 - this item's outcome
                 outcomes[i] = exc
-        many = getattr(self.task, "predict_many", None)
-        if many is not None and len(decoded) > 1:
+        if len(decoded) > 1:
             try:
-                predictions = many(
+                predictions = self.task.predict_many(
                     [p for p, _ in decoded.values()], self.infer, [s for _, s in decoded.values()]
                 )
                 outcomes.update(zip(decoded, predictions, strict=True))

@@ -4,32 +4,55 @@
 >>> task = task_from_model("detector.xml")   # doctest: +SKIP
 >>> task.kind                                # doctest: +SKIP
 'detection'
+
+Names load on first use: the table of bundled models (``BUNDLED_MODELS``) is read by
+the config without loading OpenVINO.
 """
 
-from ._chain import BatchTask, ChainTask
-from ._model_api import ModelApiTask
-from ._raw import RawTask
-from ._registry import (
-    BUNDLED,
-    TASK_TYPES,
-    load_folder,
-    save_folder,
-    task_from_config,
-    task_from_model,
-)
-from ._task import InferFn, PredictsMany, Task
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._bundled import BUNDLED_MODELS
+    from ._chain import ChainTask
+    from ._model_api import ModelApiTask
+    from ._raw import RawTask
+    from ._registry import TASK_TYPES, load_folder, save_folder, task_from_config, task_from_model
+    from ._task import InferFn, Task, predict_each
+
+_LAZY = {
+    "BUNDLED_MODELS": "._bundled",
+    "ChainTask": "._chain",
+    "InferFn": "._task",
+    "ModelApiTask": "._model_api",
+    "RawTask": "._raw",
+    "TASK_TYPES": "._registry",
+    "Task": "._task",
+    "load_folder": "._registry",
+    "predict_each": "._task",
+    "save_folder": "._registry",
+    "task_from_config": "._registry",
+    "task_from_model": "._registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
-    "BUNDLED",
+    "BUNDLED_MODELS",
     "TASK_TYPES",
-    "BatchTask",
     "ChainTask",
     "InferFn",
     "ModelApiTask",
-    "PredictsMany",
     "RawTask",
     "Task",
     "load_folder",
+    "predict_each",
     "save_folder",
     "task_from_config",
     "task_from_model",

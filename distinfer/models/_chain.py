@@ -7,31 +7,19 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import openvino as ov
 
 from .._errors import ModelError
 from ..engine._prediction import Prediction
-from ._task import InferFn, Task
+from ._task import InferFn, Task, predict_each
 
 logger = logging.getLogger(__name__)
 
 DETECTOR_PREFIX = "detector/"
 CLASSIFIER_PREFIX = "classifier/"
-
-
-@runtime_checkable
-class BatchTask(Task, Protocol):
-    """A task that can predict several images with one ``infer`` call."""
-
-    def predict_many(
-        self,
-        images: Sequence[np.ndarray],
-        infer: InferFn,
-        source_sizes: Sequence[tuple[int, int]],
-    ) -> list[Prediction]: ...
 
 
 def _prefixed(infer: InferFn, prefix: str) -> InferFn:
@@ -71,27 +59,29 @@ class ChainTask:
 
     kind = "chain"
 
-    def __init__(self, detector: Task, classifier: BatchTask) -> None:
-        if not isinstance(classifier, BatchTask):
-            raise ModelError(
-                f"the second task of a chain must predict batches of crops; "
-                f"{classifier.kind!r} cannot"
-            )
+    def __init__(self, detector: Task, classifier: Task) -> None:
+        for part, task in (("detector", detector), ("classifier", classifier)):
+            if not isinstance(task, Task):
+                raise ModelError(
+                    f"the {part} of a chain is not a task: {type(task).__name__} lacks some of "
+                    "kind, batch_sizes, lazy_stages, graphs, decode_scale, predict, "
+                    "predict_many and save"
+                )
         self.detector = detector
         self.classifier = classifier
+        self.batch_sizes = {
+            **{DETECTOR_PREFIX + k: n for k, n in detector.batch_sizes.items()},
+            **{CLASSIFIER_PREFIX + k: n for k, n in classifier.batch_sizes.items()},
+        }
+        self.lazy_stages = frozenset(
+            [DETECTOR_PREFIX + s for s in detector.lazy_stages]
+            + [CLASSIFIER_PREFIX + s for s in classifier.lazy_stages]
+        )
 
     def graphs(self) -> Mapping[str, ov.Model]:
         graphs = {DETECTOR_PREFIX + k: g for k, g in self.detector.graphs().items()}
         graphs.update({CLASSIFIER_PREFIX + k: g for k, g in self.classifier.graphs().items()})
         return graphs
-
-    @property
-    def lazy_stages(self) -> frozenset[str]:
-        """The two tasks' ``lazy_stages``, prefixed like their graphs."""
-        return frozenset(
-            [DETECTOR_PREFIX + s for s in getattr(self.detector, "lazy_stages", ())]
-            + [CLASSIFIER_PREFIX + s for s in getattr(self.classifier, "lazy_stages", ())]
-        )
 
     def decode_scale(self, width: int, height: int) -> int:
         # The crops are classified at the resolution decoded: a small object in a
@@ -126,6 +116,14 @@ class ChainTask:
                 )
         return dataclasses.replace(detected, annotations=annotations)
 
+    def predict_many(
+        self,
+        images: Sequence[np.ndarray],
+        infer: InferFn,
+        source_sizes: Sequence[tuple[int, int]],
+    ) -> list[Prediction]:
+        return predict_each(self, images, infer, source_sizes)
+
     def save(self, folder: Path) -> dict[str, Any]:
         """Each model in its own subfolder: ``detector/`` and ``classifier/``."""
         folder = Path(folder)
@@ -134,12 +132,3 @@ class ChainTask:
             "detector": self.detector.save(folder / "detector"),
             "classifier": self.classifier.save(folder / "classifier"),
         }
-
-    @classmethod
-    def load(cls, folder: Path, config: Mapping[str, Any]) -> ChainTask:
-        from ._registry import task_from_config  # the registry imports this module
-
-        folder = Path(folder)
-        detector = task_from_config(folder / "detector", config["detector"])
-        classifier = task_from_config(folder / "classifier", config["classifier"])
-        return cls(detector, classifier)  # type: ignore[arg-type]  # checked in __init__

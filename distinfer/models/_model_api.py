@@ -32,13 +32,13 @@ import numpy as np
 import openvino as ov
 from model_api.adapters.openvino_adapter import OpenvinoAdapter
 from model_api.adapters.utils import INTERPOLATION_TYPES, crop_resize_ocv
-from model_api.models import ImageModel, Model
+from model_api.models import Model
 
 from .._errors import ConfigError, ModelError
 from ..engine._prediction import Annotation, Prediction
 from ._openvino import MODEL_SUFFIXES, model_info, read_model
 from ._raw import STAGE, copy_model_files, largest_reduction
-from ._task import InferFn, PredictsMany
+from ._task import NO_BATCHES, NO_LAZY_STAGES, InferFn
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,16 @@ def _resize(image: np.ndarray, wrapper: Any) -> np.ndarray:
         resized, dy, h - nh - dy, dx, w - nw - dx, cv2.BORDER_CONSTANT, value=(pad, pad, pad)
     )
     return cast(np.ndarray, padded)
+
+
+def _yolox_resize(image: np.ndarray, w: int, h: int) -> tuple[np.ndarray, float]:
+    """Megvii YOLOX's input: scaled to fit ``w`` x ``h`` keeping the aspect (OpenCV's
+    rounding of ``fx``/``fy``), padded right and bottom with 114; and the scale."""
+    scale = min(w / image.shape[1], h / image.shape[0])
+    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    padded = np.full((h, w, 3), 114, dtype=np.uint8)
+    padded[: resized.shape[0], : resized.shape[1]] = resized[:h, :w]
+    return padded, scale
 
 
 class _Frame:
@@ -248,7 +258,7 @@ def _resolve_type(path: Path, kind: str | None, declared: str | None) -> tuple[s
     return declared, declared_kind
 
 
-class ModelApiTask(PredictsMany):
+class ModelApiTask:
     """A classification, detection, segmentation or instance segmentation model,
     pre- and post-processed by openvino-model-api, run by distinfer's engine.
 
@@ -263,6 +273,9 @@ class ModelApiTask(PredictsMany):
     >>> task.kind, task.model_type                                   # doctest: +SKIP
     ('detection', 'SSD')
     """
+
+    batch_sizes = NO_BATCHES
+    lazy_stages = NO_LAZY_STAGES
 
     def __init__(
         self,
@@ -347,13 +360,18 @@ class ModelApiTask(PredictsMany):
         inputs, meta = wrapper.base_preprocess(image)
         if not self._resize_here:
             return inputs[wrapper.image_blob_name][0], meta
-        if type(wrapper)._resize_image is not ImageModel._resize_image:
-            # Wrappers with their own Python resize (YOLOX: pad right and bottom with 114,
-            # meta["scale"]) expect that resize and its meta.
-            pixels, resize_meta = wrapper._resize_image(image)
-            meta.update(resize_meta)
+        if self.model_type.lower() == "yolox":
+            # YOLOX's wrapper resizes in Python its own way and its postprocess
+            # divides by meta["scale"]: do that resize here, as it does.
+            pixels, meta["scale"] = _yolox_resize(image, int(wrapper.w), int(wrapper.h))
+            meta["resized_shape"] = pixels.shape
             return pixels, meta
         return _resize(image, wrapper), meta
+
+    def predict(
+        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+    ) -> Prediction:
+        return self.predict_many([image], infer, [source_size])[0]
 
     def predict_many(
         self,

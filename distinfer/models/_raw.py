@@ -19,7 +19,7 @@ import openvino as ov
 from .._errors import ConfigError, ModelError
 from ..engine._prediction import Prediction
 from ._openvino import input_hw, model_info, read_model, with_u8_rgb_input
-from ._task import InferFn, PredictsMany
+from ._task import NO_BATCHES, NO_LAZY_STAGES, InferFn
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _guess_layout(model: ov.Model) -> str:
     return "NCHW"
 
 
-class RawTask(PredictsMany):
+class RawTask:
     """Run any model and return its outputs by name: ``Prediction.tensors``.
 
     The image is resized with OpenCV to the model's input size (``size`` as
@@ -115,6 +115,8 @@ class RawTask(PredictsMany):
     """
 
     kind = "raw"
+    batch_sizes = NO_BATCHES
+    lazy_stages = NO_LAZY_STAGES
 
     def __init__(
         self,
@@ -178,6 +180,11 @@ class RawTask(PredictsMany):
         if (image.shape[1], image.shape[0]) == self.size_wh:
             return image
         return cast(np.ndarray, cv2.resize(image, self.size_wh, interpolation=cv2.INTER_LINEAR))
+
+    def predict(
+        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+    ) -> Prediction:
+        return self.predict_many([image], infer, [source_size])[0]
 
     def predict_many(
         self,

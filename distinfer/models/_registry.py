@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._errors import ConfigError, ModelError, OutputError
+from ._bundled import BUNDLED_MODELS
 from ._chain import ChainTask
 from ._geti import geti_deployment_dir, load_geti_folder
 from ._model_api import MODEL_TYPES, ModelApiTask, kind_of_model_type, read_model_info
@@ -30,9 +31,6 @@ CONFIG_FILE = "distinfer.json"
 FORMAT = "distinfer-deployment"
 VERSION = 1
 
-#: Names of the models that ship with distinfer (``distinfer.models.ppocr``).
-BUNDLED = ("ppocr", "ppocr-det", "ppocr-cls")
-
 
 class _Loadable(Protocol):
     @classmethod
@@ -40,14 +38,14 @@ class _Loadable(Protocol):
 
 
 #: Task kinds by name: what ``task=`` accepts and what ``distinfer.json`` records
-#: (the bundled PP-OCR kinds are added from ``distinfer.models.ppocr`` when needed).
+#: (the bundled PP-OCR kinds are added from ``distinfer.models.ppocr`` when needed;
+#: a ``chain`` is two of these, loaded by ``task_from_config`` itself).
 TASK_TYPES: dict[str, type[_Loadable]] = {
     "raw": RawTask,
     "classification": ModelApiTask,
     "detection": ModelApiTask,
     "segmentation": ModelApiTask,
     "instance_segmentation": ModelApiTask,
-    "chain": ChainTask,
 }
 #: The kinds one model file can be run as (``chain`` needs two models: a folder).
 MODEL_TASKS = ("raw", *MODEL_TYPES)
@@ -62,11 +60,16 @@ def _task_types() -> dict[str, type[_Loadable]]:
 def task_from_config(folder: Path, config: Mapping[str, Any]) -> Task:
     """The task a ``save`` config describes, its model files in ``folder``."""
     kind = config.get("kind")
+    if kind == ChainTask.kind:  # two tasks, each in its own subfolder
+        return ChainTask(
+            task_from_config(folder / "detector", config["detector"]),
+            task_from_config(folder / "classifier", config["classifier"]),
+        )
     types = TASK_TYPES if kind in TASK_TYPES else _task_types()
     if kind not in types:
         raise ModelError(
             f"{folder}: unknown task kind {kind!r} in {CONFIG_FILE} "
-            f"(known: {', '.join(sorted(types))})"
+            f"(known: {', '.join(sorted([*types, ChainTask.kind]))})"
         )
     return types[kind].load(folder, config)
 
@@ -93,7 +96,7 @@ def task_from_model(
     >>> task_from_model("model.onnx", task="raw").kind            # doctest: +SKIP
     'raw'
     """
-    if isinstance(model, str) and model in BUNDLED and not Path(model).exists():
+    if isinstance(model, str) and model in BUNDLED_MODELS and not Path(model).exists():
         if task not in (None, model) or labels is not None or options:
             raise ConfigError(
                 f"the bundled model {model!r} takes no task, labels or options", key="model"
@@ -112,7 +115,8 @@ def task_from_model(
         return load_folder(path)
     if not path.suffix and not path.exists():
         raise ModelError(
-            f"{path}: no such model file or folder, and not a bundled model ({', '.join(BUNDLED)})"
+            f"{path}: no such model file or folder, and not a bundled model "
+            f"({', '.join(BUNDLED_MODELS)})"
         )
     if task is None:
         model_type = read_model_info(path).get("model_type")
@@ -136,7 +140,7 @@ def task_from_model(
         return ModelApiTask(path, kind=task, labels=labels, **options)
     raise ConfigError(
         f"unknown task {task!r} (choose from {', '.join(MODEL_TASKS)}; "
-        f"bundled models: {', '.join(BUNDLED)})",
+        f"bundled models: {', '.join(BUNDLED_MODELS)})",
         key="task",
     )
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,6 +18,12 @@ from ..engine._prediction import Prediction
 InferFn = Callable[[str, Sequence[np.ndarray]], list[list[np.ndarray]]]
 
 
+#: ``Task.batch_sizes`` of a task whose stages take one input per request.
+NO_BATCHES: Mapping[str, int] = MappingProxyType({})
+#: ``Task.lazy_stages`` of a task that compiles every stage at start.
+NO_LAZY_STAGES: frozenset[str] = frozenset()
+
+
 @runtime_checkable
 class Task(Protocol):
     """A model task: one or more OpenVINO graphs and the code around them.
@@ -28,12 +34,21 @@ class Task(Protocol):
     ``decode_scale``); ``source_size`` is the original ``(width, height)`` and
     the returned coordinates must be in those source pixels.
 
-    Two optional class attributes tune the engine: ``batch_sizes`` (stage ->
-    inputs per infer request) and ``lazy_stages`` (stages compiled on first use,
-    for input shapes a workload may never need; never all of them).
+    What a task can do beyond that is declared here, once, and every task says it:
+    ``batch_sizes`` (stage -> inputs per infer request; empty: one),
+    ``lazy_stages`` (stages compiled on first use, for input shapes a workload may
+    never need; never all of them), and ``predict_many``, which predicts several
+    images with all of a stage's inputs in the queue at once (a task that cannot,
+    predicts them in turn: ``predict_each``).
     """
 
     kind: str
+
+    @property
+    def batch_sizes(self) -> Mapping[str, int]: ...
+
+    @property
+    def lazy_stages(self) -> frozenset[str]: ...
 
     def graphs(self) -> Mapping[str, ov.Model]:
         """The graphs to compile by stage name, preprocessing inside, u8 NHWC RGB input."""
@@ -49,27 +64,27 @@ class Task(Protocol):
         """Pixels in, prediction out (coordinates in source pixels)."""
         ...
 
-    def save(self, folder: Path) -> dict[str, Any]:
-        """Write the model files into ``folder``; return the JSON config ``load`` takes."""
-        ...
-
-
-class PredictsMany(ABC):
-    """Base of tasks that predict several images with one ``infer`` call.
-
-    ``Engine.submit_batch`` calls ``predict_many``; ``predict`` is one item of it.
-    """
-
-    @abstractmethod
     def predict_many(
         self,
         images: Sequence[np.ndarray],
         infer: InferFn,
         source_sizes: Sequence[tuple[int, int]],
     ) -> list[Prediction]:
-        """``predict`` for each image, all of a stage's inputs in the queue at once."""
+        """``predict`` for each image; a batching task sends each stage's inputs together."""
+        ...
 
-    def predict(
-        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
-    ) -> Prediction:
-        return self.predict_many([image], infer, [source_size])[0]
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Write the model files into ``folder``; return the JSON config ``load`` takes."""
+        ...
+
+
+def predict_each(
+    task: Task,
+    images: Sequence[np.ndarray],
+    infer: InferFn,
+    source_sizes: Sequence[tuple[int, int]],
+) -> list[Prediction]:
+    """``predict_many`` of a task that predicts one image at a time."""
+    return [
+        task.predict(image, infer, size) for image, size in zip(images, source_sizes, strict=True)
+    ]

@@ -24,6 +24,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import cv2
@@ -32,10 +33,11 @@ import openvino as ov
 
 from .._errors import ConfigError, ModelError
 from ..engine._prediction import Annotation, Prediction
+from ._bundled import BUNDLED_MODELS
 from ._ctc import crop_line, ctc_decode_best, fit_width, model_alphabet, with_best_class
 from ._db import DBParams, db_boxes, letterbox, reading_order
 from ._openvino import read_model, with_u8_rgb_input
-from ._task import InferFn, PredictsMany, Task
+from ._task import NO_BATCHES, NO_LAZY_STAGES, InferFn, Task, predict_each
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +201,8 @@ class _PPOCRBase:
 
     kind: str
     files: ClassVar[tuple[str, ...]]
+    batch_sizes: Mapping[str, int] = NO_BATCHES
+    lazy_stages: frozenset[str] = NO_LAZY_STAGES
 
     def __init__(self, folder: str | Path | None = None) -> None:
         self.folder = Path(folder) if folder is not None else bundled_models_dir()
@@ -225,7 +229,7 @@ class _PPOCRBase:
         return self._config()
 
 
-class TextDetectionTask(_PPOCRBase, PredictsMany):
+class TextDetectionTask(_PPOCRBase):
     """``ppocr-det``: text boxes (label ``"text"``, box, quad polygon, DB score).
 
     >>> task = TextDetectionTask()
@@ -235,7 +239,7 @@ class TextDetectionTask(_PPOCRBase, PredictsMany):
 
     kind = "ppocr-det"
     files = (DET_FILE,)
-    lazy_stages: ClassVar[frozenset[str]] = DET_FIRST_USE
+    lazy_stages = DET_FIRST_USE
 
     def __init__(self, folder: str | Path | None = None, params: DBParams | None = None) -> None:
         super().__init__(folder)
@@ -250,6 +254,11 @@ class TextDetectionTask(_PPOCRBase, PredictsMany):
     def decode_scale(self, width: int, height: int) -> int:
         # The letterbox only needs the long side to cover the model input.
         return _largest_reduction(max(width, height), DET_SIZE)
+
+    def predict(
+        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+    ) -> Prediction:
+        return self.predict_many([image], infer, [source_size])[0]
 
     def predict_many(
         self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
@@ -271,7 +280,7 @@ class TextDetectionTask(_PPOCRBase, PredictsMany):
         return cls(folder, cls._db_params(config))
 
 
-class TextOrientationTask(_PPOCRBase, PredictsMany):
+class TextOrientationTask(_PPOCRBase):
     """``ppocr-cls``: is this text-line crop upright (``"0"``) or upside down (``"180"``)?
 
     One annotation covering the whole image, with the classifier's probability.
@@ -284,13 +293,18 @@ class TextOrientationTask(_PPOCRBase, PredictsMany):
     kind = "ppocr-cls"
     files = (CLS_FILE,)
     #: Inputs per request of the throughput engine (``Engine.batch``).
-    batch_sizes: ClassVar[Mapping[str, int]] = {"cls": CLS_BATCH}
+    batch_sizes = MappingProxyType({"cls": CLS_BATCH})
 
     def graphs(self) -> Mapping[str, ov.Model]:
         return {"cls": _cls_graph(self.paths[CLS_FILE])}
 
     def decode_scale(self, width: int, height: int) -> int:
         return _largest_reduction(height, 2 * CLS_HW[0])
+
+    def predict(
+        self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+    ) -> Prediction:
+        return self.predict_many([image], infer, [source_size])[0]
 
     def predict_many(
         self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
@@ -332,7 +346,7 @@ class OCRTask(_PPOCRBase):
 
     kind = "ppocr"
     files = (DET_FILE, CLS_FILE, REC_FILE)
-    batch_sizes: ClassVar[Mapping[str, int]] = {"cls": CLS_BATCH}
+    batch_sizes = MappingProxyType({"cls": CLS_BATCH})
 
     def __init__(
         self,
@@ -418,6 +432,11 @@ class OCRTask(_PPOCRBase):
         text = "\n".join(" ".join(annotations[j].text or "" for j in line) for line in lines)
         return Prediction(annotations, width=source_size[0], height=source_size[1], text=text)
 
+    def predict_many(
+        self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
+    ) -> list[Prediction]:
+        return predict_each(self, images, infer, source_sizes)
+
     def _recognize(self, crops: Sequence[np.ndarray], infer: InferFn) -> list[tuple[str, float]]:
         """Text and confidence per crop: crops are padded to the narrowest width that fits."""
         by_width: dict[int, list[int]] = {}
@@ -464,12 +483,12 @@ def bundled(name: str) -> Task:
     >>> bundled("ppocr-det").kind
     'ppocr-det'
     """
-    try:
-        task_type = TASKS[name]
-    except KeyError:
+    if name not in BUNDLED_MODELS:
         raise ConfigError(
-            f"unknown bundled model {name!r} (choose from {', '.join(sorted(TASKS))})", key="model"
-        ) from None
+            f"unknown bundled model {name!r} (choose from {', '.join(BUNDLED_MODELS)})",
+            key="model",
+        )
+    task_type = TASKS[name]
     folder = bundled_models_dir()
     logger.debug("bundled %s from %s", name, folder)
     return task_type(folder)

@@ -62,10 +62,10 @@ def test_both_models_are_stages_of_one_engine(chain: ChainTask) -> None:
     assert chain.decode_scale(4000, 3000) == 1
 
 
-def test_second_task_must_classify_batches(tmp_path: Path) -> None:
-    class OneAtATime:
+def test_both_parts_of_a_chain_must_be_tasks(tmp_path: Path) -> None:
+    class NotATask:
         kind = "single"
 
     detector = RawTask(_models.identity_raw(tmp_path / "id.xml"))
-    with pytest.raises(ModelError, match="batches"):
-        ChainTask(detector, OneAtATime())  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="not a task"):
+        ChainTask(detector, NotATask())  # type: ignore[arg-type]
