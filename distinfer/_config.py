@@ -8,6 +8,7 @@ models exist). Every failure is a ``ConfigError`` naming the key path.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +21,9 @@ from .models._bundled import BUNDLED_MODELS
 
 if TYPE_CHECKING:
     from .models import Task
+
+
+_RAY_ADDRESS = re.compile(r"(ray://)?(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}")
 
 
 class _Section(BaseModel):
@@ -109,6 +113,16 @@ class ClusterConfig(_Section):
     max_actor_restarts: int = Field(default=1, ge=0)
     dashboard: bool = False
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
+
+    @field_validator("address")
+    @classmethod
+    def _ray_address(cls, value: str | None) -> str | None:
+        if value is None or value == "auto" or _RAY_ADDRESS.fullmatch(value):
+            return value
+        raise ValueError(
+            "give auto, host:port (the head's GCS, 6379 by default) or ray://host:port "
+            "(Ray Client, 10001 by default); leave it out for an embedded local Ray"
+        )
 
     @field_validator("items_per_unit", mode="before")
     @classmethod

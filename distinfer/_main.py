@@ -1,7 +1,7 @@
 """The ``distinfer`` command line: run, validate, submit, bench.
 
 Exit codes: 0 every item succeeded; 1 some items failed (or a worker/output
-error); 2 bad configuration or usage.
+error); 2 bad configuration or usage; 130 interrupted (Ctrl-C; rerun to resume).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ._config import RunConfig
 from ._errors import ConfigError, DistinferError, ModelError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _load(config: str, overrides: tuple[str, ...]) -> RunConfig:
@@ -81,8 +82,17 @@ def run(config: str, overrides: tuple[str, ...], overwrite: bool) -> None:
     from .distributed._progress import Progress
 
     cfg = _load(config, overrides)
+    out = cfg.resolve(cfg.output.parquet)
     try:
         summary = run_job(cfg, overwrite=overwrite, progress=Progress(mode=cfg.cluster.progress))
+    except KeyboardInterrupt as exc:
+        committed = getattr(exc, "committed_until", None)
+        done = f"{committed} items committed" if committed is not None else "what was committed"
+        click.echo(
+            f"\ninterrupted: {done} in {out} stays; rerun the same command to resume from there",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     except ModelError as exc:
         click.echo(f"error: model: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -92,7 +102,6 @@ def run(config: str, overrides: tuple[str, ...], overwrite: bool) -> None:
     except DistinferError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ITEMS_FAILED)
-    out = cfg.resolve(cfg.output.parquet)
     if summary.aborted:
         click.echo(
             f"aborted: {summary.aborted}; output so far in {out} (rerun to resume)", err=True

@@ -25,6 +25,7 @@ from .._errors import InputError
 from ..engine._engine import Engine, Image, Outcome
 from ..engine._overlay import draw_prediction
 from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
+from ._logs import LogForwarder
 from ._rows import ResultBatch, describe, error_row, result_row, warm_up
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
 
@@ -63,7 +64,9 @@ class InferenceActor:
         max_file_bytes: int,
         overlays_dir: str | None,
         node: str,
+        log_level: int = logging.WARNING,
     ) -> None:
+        self.logs = LogForwarder.install(log_level)
         # Imports that the first unit would otherwise pay for, on a thread of their
         # own while OpenVINO compiles (it releases the GIL).
         warming = threading.Thread(target=_warm_up, name="distinfer-warm-up", daemon=True)
@@ -128,6 +131,7 @@ class InferenceActor:
             collector_epoch=epoch,
             committed_until=committed_until,
             error_samples=tuple(errors[:3]),
+            logs=self.logs.drain(),
         )
 
     def _row(

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ActorDiedError, DistinferError, WorkerError
+from ._logs import WorkerLogs
 from ._rows import ResultBatch, describe, error_row
 from ._summary import ProgressFn, RunSummary
 from ._work import CollectorStatus, ErrorItem, ImageUnit, UnitDone, UnitSize, WorkItem, WorkUnit
@@ -126,6 +127,7 @@ class Dispatcher:
         self.units = units
         self.options = options
         self.summary = RunSummary(resumed_from=options.resumed_from)
+        self.worker_logs = WorkerLogs()
         self.retry: deque[WorkUnit] = deque()
         self.peeked: WorkUnit | None = None
         self.exhausted = False
@@ -250,6 +252,7 @@ class Dispatcher:
             self.reschedule(unit, f"worker died ({type(exc).__name__})")
             return
         self.open_ids.discard(unit.unit_id)
+        self.worker_logs.show(done.node, done.logs)
         s = self.summary
         if len(s.error_samples) < 10:
             s.error_samples.extend(done.error_samples)

@@ -22,12 +22,25 @@ from ..sinks._parquet import output_lock, prepare_output
 from ._actor import InferenceActor
 from ._collector import OrderedCollector, VideoOutput
 from ._dispatch import Abort, Dispatcher, DispatchOptions
-from ._plan import Enumeration, VideoPlan, plan_videos
+from ._logs import run_log_level
+from ._plan import Enumeration, TotalCount, VideoPlan, plan_videos
 from ._ray import ray_session
 from ._summary import ProgressFn, RunSummary
 from ._work import UnitSize
 
 logger = logging.getLogger(__name__)
+
+#: After Ctrl-C, how long the collector may take to commit what it holds in order.
+INTERRUPT_FLUSH_TIMEOUT_S = 15.0
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``committed_until`` is where a rerun resumes (None: unknown,
+    the output's manifest says)."""
+
+    def __init__(self, committed_until: int | None) -> None:
+        super().__init__(committed_until)
+        self.committed_until = committed_until
 
 
 def fingerprint(config: RunConfig) -> str:
@@ -115,6 +128,7 @@ def start_actors(ray: Any, config: RunConfig) -> dict[str, Any]:
                 max_file_bytes=config.input.max_file_bytes,
                 overlays_dir=overlays,
                 node=name,
+                log_level=run_log_level(),
             )
     if not actors:
         raise ActorDiedError("no alive Ray node with CPUs to place an inference actor on")
@@ -164,6 +178,30 @@ def create_output_folders(config: RunConfig) -> None:
             raise ConfigError(f"{path} is not a folder", key)
 
 
+def _with_total(progress: ProgressFn | None, count: TotalCount) -> ProgressFn | None:
+    """``progress`` told the total as soon as the background count has it."""
+    if progress is None:
+        return None
+
+    def report(summary: RunSummary, total: int | None) -> None:
+        progress(summary, total if total is not None else count.total)
+
+    return report
+
+
+def _commit_what_is_in_order(ray: Any, collector: Any) -> int | None:
+    """After Ctrl-C: commit the rows the collector holds in order, so a rerun
+    resumes after them; the index committed up to, or None if that fails."""
+    try:
+        _, committed = ray.get(collector.flush.remote(), timeout=INTERRUPT_FLUSH_TIMEOUT_S)
+        return int(committed)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now
+        return None
+    except Exception:  # the collector is gone too; the manifest says what is committed
+        logger.debug("flush after an interrupt failed", exc_info=True)
+        return None
+
+
 def run(
     config: RunConfig, *, overwrite: bool = False, progress: ProgressFn | None = None
 ) -> RunSummary:
@@ -203,13 +241,14 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                 window_items=cluster.reorder_buffer_items,
             )
             enumeration = Enumeration(config, plan, resume_from, size)
+            count = TotalCount(config, plan).start()
             options = DispatchOptions(
                 units_in_flight_per_actor=cluster.units_in_flight_per_actor,
                 reorder_buffer_items=cluster.reorder_buffer_items,
                 unit_size=size,
                 max_error_fraction=cluster.max_error_fraction,
                 resumed_from=resume_from,
-                progress=progress,
+                progress=_with_total(progress, count),
             )
             dispatcher = Dispatcher(ray, collector, actors, iter(enumeration), options)
             try:
@@ -218,7 +257,10 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                 dispatcher.collector_call(collector.flush.remote())  # a rerun resumes after it
                 summary = dispatcher.summary
                 summary.elapsed_s = time.perf_counter() - started
+                summary.finished = True
                 return summary
+            except KeyboardInterrupt:
+                raise RunInterrupted(_commit_what_is_in_order(ray, collector)) from None
             assert enumeration.total is not None
             total = summary.total = enumeration.total
             summary.elapsed_s = time.perf_counter() - started
@@ -231,6 +273,7 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                 "resumed_from": resume_from,
             }
             summary.manifest = dispatcher.collector_call(collector.finish.remote(total, stats))
+            summary.finished = True
         finally:
             for actor in [*actors.values(), collector]:
                 ray.kill(actor, no_restart=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import glob
 import itertools
+import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +18,8 @@ from .._config import RunConfig
 from .._errors import InputError
 from ..sources import ImageRef, VideoInfo, iter_images, plan_segments, probe
 from ._work import ErrorItem, ImageUnit, UnitSize, VideoUnit, WorkItem
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,3 +124,37 @@ class Enumeration:
         if batch:
             yield ImageUnit(next(unit_ids), tuple(batch))
         self.total = index
+
+
+class TotalCount:
+    """The number of items, counted on a thread of its own while dispatch goes on.
+
+    Enumeration stays lazy (the first units go out while a huge listing is still
+    being read); this second pass over the same inputs only counts, so that the
+    progress can show a total and an ETA long before the run ends. ``total`` is
+    None until the count is done, and stays None if the inputs cannot be counted
+    (the enumeration reports why).
+    """
+
+    def __init__(self, config: RunConfig, plan: VideoPlan) -> None:
+        self.total: int | None = None
+        self._thread = threading.Thread(
+            target=self._count, args=(config, plan), name="distinfer-count", daemon=True
+        )
+
+    def start(self) -> TotalCount:
+        self._thread.start()
+        return self
+
+    def _count(self, config: RunConfig, plan: VideoPlan) -> None:
+        count = plan.first_image_index
+        try:
+            for spec in config.input.images:
+                refs = iter_images(
+                    config.resolve(spec), max_inline_bytes=config.input.max_file_bytes
+                )
+                count += sum(1 for _ in refs)
+        except Exception:  # the enumeration itself raises it, where it matters
+            logger.debug("cannot count the inputs ahead", exc_info=True)
+            return
+        self.total = count

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from typing import TextIO
 
 from ._summary import RunSummary
 
 LINE_INTERVAL_S = 10.0
 BAR_INTERVAL_S = 0.2
+#: The rate shown (and the ETA) is measured over about this long.
+RATE_WINDOW_S = 20.0
 
 
 def _duration(seconds: float) -> str:
@@ -19,7 +22,11 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    """Call with the running summary (and the total once known)."""
+    """Call with the running summary and the total (None until it is known).
+
+    A terminal gets a bar redrawn in place; anything else a line every
+    ``LINE_INTERVAL_S``. Once the total is known both show done/total and an ETA.
+    """
 
     def __init__(self, stream: TextIO = sys.stderr, mode: str = "auto") -> None:
         self.stream = stream
@@ -28,20 +35,20 @@ class Progress:
         self.mode = mode
         self.started = time.monotonic()
         self.last = 0.0
-        self.estimate: int | None = None
+        self.recent: deque[tuple[float, int]] = deque()  # (time, items done) of late calls
 
     def __call__(self, summary: RunSummary, total: int | None) -> None:
         if self.mode == "off":
             return
         now = time.monotonic()
-        final = total is not None
+        final = summary.finished
         interval = BAR_INTERVAL_S if self.mode == "bar" else LINE_INTERVAL_S
         if not final and now - self.last < interval:
             return
         self.last = now
         elapsed = now - self.started
         done = summary.processed
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = self._rate(now, done)
         text = f"{done} items  {rate:.1f} items/s  {summary.errors} errors  {_duration(elapsed)}"
         if total is not None and total > summary.resumed_from:
             left = total - summary.resumed_from
@@ -57,3 +64,13 @@ class Progress:
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def _rate(self, now: float, done: int) -> float:
+        """Items/s over the last ``RATE_WINDOW_S`` (start-up left out once past it)."""
+        self.recent.append((now, done))
+        while len(self.recent) > 2 and now - self.recent[1][0] >= RATE_WINDOW_S:
+            self.recent.popleft()
+        then, before = self.recent[0]
+        if now - then < 1.0:  # too soon for a window: since the start
+            then, before = self.started, 0
+        return (done - before) / (now - then) if now > then else 0.0

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from .._errors import ConfigError
+
 logger = logging.getLogger(__name__)
+
+_KEY = "cluster.address"
+#: How long a cluster address may take to accept a TCP connection.
+CONNECT_TIMEOUT_S = 5.0
 
 # Measured with Ray 2.60: with the first set before ray is imported, a local
 # instance binds GCS, raylet and workers to 127.0.0.1 instead of the host's IP.
@@ -52,8 +61,73 @@ def ray_session(address: str | None, *, dashboard: bool = False) -> Iterator[Any
             configure_logging=False,
         )
     else:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        _attach(ray, address)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``ray://host:port`` or ``host:port``; None for ``auto``."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def recorded_cluster() -> str | None:
+    """What ``auto`` means: ``RAY_ADDRESS``, or the cluster the last ``ray start`` on
+    this machine recorded (``ray_current_cluster`` in Ray's temp folder, as ``ray.init``
+    documents it); None when there is neither.
+
+    Ray's own ``auto`` also attaches to any Ray process it finds running on the
+    machine, such as another program's embedded instance: never what is meant here.
+    """
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    temp = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    try:
+        recorded = (Path(temp) / "ray" / "ray_current_cluster").read_text().strip()
+    except OSError:
+        return None
+    return recorded or None
+
+
+def _attach(ray: Any, address: str) -> None:
+    """``ray.init`` on an existing cluster, failing in seconds with a clear message.
+
+    Ray itself retries an address that does not answer for about a minute (a
+    client address until its own timeout), then prints a traceback.
+    """
+    if address == "auto":
+        found = recorded_cluster()
+        if found is None:
+            raise ConfigError(
+                "no running Ray cluster found on this machine (auto means RAY_ADDRESS, or "
+                "the cluster `ray start` last started here); start one, give the head's "
+                "address, or remove cluster.address to run on an embedded local Ray",
+                _KEY,
+            )
+        address = found
+    where = _host_port(address)
+    if where is None:
+        raise ConfigError(
+            f"{address!r} is not a Ray address: give auto, host:port (the head's GCS, "
+            "6379 by default) or ray://host:port (Ray Client, 10001 by default)",
+            _KEY,
+        )
+    try:
+        socket.create_connection(where, timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"nothing answers at {address} ({exc.strerror or exc}); check that the "
+            "cluster is up (`ray status` on the head) and the address and port, or "
+            "remove cluster.address to run on an embedded local Ray",
+            _KEY,
+        ) from None
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except ConnectionError as exc:
+        raise ConfigError(f"cannot connect to the Ray cluster at {address}: {exc}", _KEY) from None

@@ -24,6 +24,7 @@ class RunSummary:
     error_samples: list[str] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
     items_per_unit: int = 0  # images per unit at the end (``items_per_unit: auto`` adapts)
+    finished: bool = False  # the run has ended (every item done, or aborted)
 
     @property
     def items_per_s(self) -> float:

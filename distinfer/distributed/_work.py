@@ -76,7 +76,8 @@ class UnitDone:
 
     ``collector_epoch`` names the collector instance that took the rows, and
     ``committed_until`` is what it had committed then: the driver needs both to
-    resend what a collector restart lost.
+    resend what a collector restart lost. ``logs`` are the actor's distinfer log
+    records since its last answer, for the driver's console.
     """
 
     unit_id: int
@@ -87,6 +88,7 @@ class UnitDone:
     collector_epoch: str
     committed_until: int = 0
     error_samples: tuple[str, ...] = ()
+    logs: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
