@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO
 
@@ -106,6 +105,8 @@ def export_results(
                 write_csv(rows, out)
     except OSError as exc:
         raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # json: a value JSON cannot hold (NaN, infinity)
+        raise OutputError(f"cannot write {output}: {exc}") from exc
     return ExportSummary(
         output,
         format,
@@ -191,6 +192,9 @@ def _detection_rows(batch: pa.RecordBatch) -> pa.Table:
 
 
 def _coco_info(folder: ResultsFolder) -> dict[str, object]:
+    # Imported here: importlib.metadata costs 15 ms, and every collector imports sinks.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         distinfer = version("distinfer")
     except PackageNotFoundError:  # running from a source tree

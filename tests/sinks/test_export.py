@@ -301,6 +301,9 @@ def test_an_unfinished_run_is_refused_unless_partial(tmp_path: Path) -> None:
     assert partial.exit_code == 0, partial.output
     assert "unfinished run; exported the 3 items committed so far" in partial.stderr
     assert [json.loads(line)["index"] for line in out.read_text().splitlines()] == [0, 1, 2]
+    summary = export_results(folder, "coco", tmp_path / "coco.json", partial=True)
+    assert (summary.items, summary.finished) == (3, False)
+    assert json.loads((tmp_path / "coco.json").read_text())["info"]["complete"] is False
 
 
 @pytest.mark.parametrize(
