@@ -122,3 +122,21 @@ def test_bad_model_arguments_name_the_problem(tmp_path: Path) -> None:
         Predictor("ppocr-det", batch=0)
     with pytest.raises(ModelError, match=r"missing\.xml: model file not found"):
         Predictor(str(tmp_path / "missing.xml"))
+
+
+def test_encoded_images_over_the_pixel_limit_are_error_values(job: dict[str, Any]) -> None:
+    by_width = sorted(job["paths"], key=lambda p: job["rows"][p]["width"])
+    small, large = by_width[0], by_width[-1]  # 48x40 and 52x40 pixels
+    predictor = Predictor(job["model"], max_image_pixels=2000)
+    try:
+        batch = {
+            "path": np.array([str(small), str(large)], dtype=object),
+            "bytes": np.array([small.read_bytes(), large.read_bytes()], dtype=object),
+        }
+        rows = predictor(batch).to_pylist()
+    finally:
+        predictor.close()
+    assert [r["path"] for r in rows] == [str(small), str(large)]
+    assert {k: rows[0][k] for k in COMPARED} == {k: job["rows"][small][k] for k in COMPARED}
+    assert rows[1]["error"].startswith("image too large: 52x40 = 2,080 pixels is over the limit")
+    assert rows[1]["predictions"] == []
