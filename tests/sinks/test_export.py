@@ -193,6 +193,8 @@ def test_csv_of_a_real_run_has_a_row_per_detection_and_one_per_item_without(
 # -- exact values, from a hand-made folder -------------------------------------------
 
 
+# pycocotools' mask decoding uses a numpy 1 idiom that numpy 2 warns about
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
 def test_coco_keeps_polygons_ocr_text_orientation_and_video_frames(tmp_path: Path) -> None:
     folder = results_folder(tmp_path / "results", hand_made_rows())
     summary = export_results(folder, "coco", tmp_path / "coco.json", categories=["person"])
