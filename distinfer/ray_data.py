@@ -120,6 +120,13 @@ class Predictor:
 
     def __call__(self, batch: Mapping[str, Any] | pd.DataFrame) -> pa.Table:
         name = self._input_column(batch)
+        keep = [c for c in _column_names(batch) if c != name or self.keep_input]
+        taken = sorted(set(keep) & set(self._columns))
+        if taken:
+            raise ConfigError(
+                f"the batch already has the columns {taken}, which Predictor adds; "
+                "rename or drop them first"
+            )
         images = list(_items(batch[name]))
         outcomes = self._infer(images)
         # The rows of a run (index, source and node left blank), converted the same way.
@@ -130,16 +137,10 @@ class Predictor:
             for outcome, image in zip(outcomes, images, strict=True)
         ]
         results = pa.Table.from_pylist(rows, schema=RESULT_SCHEMA).select(list(self._columns))
-        keep = [c for c in _column_names(batch) if c != name or self.keep_input]
         table = _passed_through(batch, keep)
         if table is None:
             return results
         for field, values in zip(results.schema, results.columns, strict=True):
-            if field.name in table.column_names:
-                raise ConfigError(
-                    f"the batch already has a column {field.name!r}, which Predictor adds; "
-                    "rename or drop it first"
-                )
             table = table.append_column(field, values)
         return table
 

@@ -111,7 +111,7 @@ def test_a_batch_without_images_is_a_usage_error(job: dict[str, Any]) -> None:
     try:
         with pytest.raises(ConfigError, match=r"neither an 'image' column .* it has \['path'\]"):
             predictor({"path": np.array(["a.png"])})
-        with pytest.raises(ConfigError, match="already has a column 'text'"):
+        with pytest.raises(ConfigError, match=r"already has the columns \['text'\]"):
             predictor({"bytes": np.array([b"x"], dtype=object), "text": np.array(["t"])})
     finally:
         predictor.close()
