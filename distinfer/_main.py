@@ -1,4 +1,4 @@
-"""The ``distinfer`` command line: run, validate, submit, bench.
+"""The ``distinfer`` command line: run, validate, submit, export, bench.
 
 Exit codes: 0 every item succeeded; 1 some items failed (or a worker/output
 error); 2 bad configuration or usage; 130 interrupted (Ctrl-C; rerun to resume).
@@ -139,6 +139,58 @@ def submit(
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ITEMS_FAILED)
     sys.exit(code)
+
+
+@main.command()
+@click.argument("results", type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["coco", "jsonl", "csv"]),
+    required=True,
+    help="coco: COCO detection JSON; jsonl: one object per item; csv: one row per detection.",
+)
+@click.option("-o", "--output", required=True, type=click.Path(), help="The file to write.")
+@click.option("--partial", is_flag=True, help="Export the committed items of an unfinished run.")
+@click.option(
+    "--categories",
+    metavar="NAME,...",
+    default="",
+    help="coco: give these labels the category ids 1, 2, ... (others follow as first seen).",
+)
+def export(results: str, fmt: str, output: str, partial: bool, categories: str) -> None:
+    """Write the results folder RESULTS (a run's output.parquet) as COCO JSON, JSON Lines or CSV.
+
+    Failed items are kept: listed under "errors" in COCO, rows with the error column
+    set in JSON Lines and CSV. Exit codes: 0 written (even with failed items in
+    RESULTS); 1 reading or writing failed; 2 bad usage or an unfinished run.
+    """
+    from .sinks import export_results
+
+    names = [name.strip() for name in categories.split(",") if name.strip()]
+    try:
+        summary = export_results(results, fmt, output, partial=partial, categories=names)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except DistinferError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ITEMS_FAILED)
+    if not summary.finished:
+        click.echo(
+            f"note: {results} holds an unfinished run; exported the {summary.items} items "
+            "committed so far",
+            err=True,
+        )
+    click.echo(
+        f"exported {summary.items} items ({summary.errors} failed, {summary.detections} "
+        f"detections) to {summary.path}"
+    )
+    if summary.errors:
+        where = 'under "errors"' if fmt == "coco" else "as rows with the error column set"
+        click.echo(f"{summary.errors} of {summary.items} items failed, listed {where}:", err=True)
+        for index, source, error in summary.error_samples:
+            click.echo(f"  error: item {index} {source}: {error}", err=True)
 
 
 @main.command()
