@@ -112,12 +112,20 @@ def _detail(text: str, first: str, status: re.Match[str] | None, code: str | Non
     retries = _RETRIES.search(first)
     if retries:
         elapsed = _ELAPSED.search(first)
-        took = f" in {elapsed.group(1)}" if elapsed else ""
+        took = f" in {_seconds(elapsed.group(1)):.1f} s" if elapsed else ""
         parts.append(f"after {retries.group(1)} retries{took}")
     if not parts:
         # Nothing recognisable: the first line, without its URLs, cut short.
         parts.append(_URL.sub("<url>", first.splitlines()[0]) if first.strip() else "no detail")
     return ", ".join(parts)[:300]
+
+
+def _seconds(duration: str) -> float:
+    """``1.0151s``, ``71.08ms``, ``3µs`` (Rust's Debug of a Duration) in seconds."""
+    for unit, scale in (("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9), ("s", 1.0)):
+        if duration.endswith(unit):
+            return float(duration[: -len(unit)]) * scale
+    return float("nan")
 
 
 def translate(exc: BaseException, uri: str, doing: str) -> BaseException:
