@@ -26,6 +26,7 @@ from .._errors import (
 from ._filesystem import DEFAULT_BLOCK_SIZE, FileSystem, ObjectInfo, ReadStats
 from ._local import LocalFileSystem
 from ._location import Location, resolve_location
+from ._lock import Lease, output_lock
 from ._object import ObjectFileSystem
 from ._options import StorageOptions
 from ._reader import RangedReader
@@ -33,6 +34,7 @@ from ._reader import RangedReader
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "FileSystem",
+    "Lease",
     "LocalFileSystem",
     "Location",
     "ObjectFileSystem",
@@ -46,5 +48,6 @@ __all__ = [
     "StorageOptions",
     "StorageUnavailableError",
     "UnsupportedLocationError",
+    "output_lock",
     "resolve_location",
 ]
