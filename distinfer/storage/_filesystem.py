@@ -115,7 +115,8 @@ class FileSystem(Protocol):
         """Overwrite ``path`` only if its tag is still ``if_match``; return the new tag.
 
         Raises ``PreconditionFailedError`` when the object changed, and
-        ``FileNotFoundError`` when it is gone.
+        ``FileNotFoundError`` when it is gone (S3 answers a missing key so). Holding
+        exactly ``data`` already counts as success, as for :meth:`create`.
         """
         ...
 

@@ -26,24 +26,20 @@ replaced or deleted, the lease is lost: ``lease.lost`` turns true and
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from .._errors import OutputError, OutputExistsError, PreconditionFailedError, StorageError
+from ._holder import Holder
 from ._location import Location
 
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "_lock"
-FORMAT = "distinfer-lock"
 _KEY = "output.parquet"
 _MAX_LOCK_BYTES = 64 << 10
 _ACQUIRE_ATTEMPTS = 5  # each lost race re-reads the lock; the winner then holds it
@@ -92,7 +88,7 @@ def output_lock(
     """
     if not expiry_s > 0:
         raise ValueError(f"expiry_s: expected seconds > 0, got {expiry_s!r}")
-    holder = _Holder.this_process(holder_info)
+    holder = Holder.this_process(holder_info)
     if location.is_local:
         with _local_lock(location.path.rstrip("/") or "/", holder) as lease:
             yield lease
@@ -106,7 +102,7 @@ def output_lock(
 
 
 @contextmanager
-def _local_lock(folder: str, holder: _Holder) -> Iterator[Lease]:
+def _local_lock(folder: str, holder: Holder) -> Iterator[Lease]:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise OutputExistsError(f"{folder} exists and is not a folder", _KEY)
     os.makedirs(folder, exist_ok=True)
@@ -128,60 +124,8 @@ def _local_lock(folder: str, holder: _Holder) -> Iterator[Lease]:
         os.close(fd)
 
 
-class _Holder:
-    """Who holds a lock: enough to name it, and to tell whether it is still alive."""
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        self.record = record
-
-    @classmethod
-    def this_process(cls, info: str) -> _Holder:
-        pid = os.getpid()
-        return cls(
-            {
-                "format": FORMAT,
-                "host": socket.gethostname(),
-                "boot_id": _boot_id(),
-                "pid": pid,
-                "pid_start": _process_start(pid),
-                "started_at": time.time(),
-                "token": uuid.uuid4().hex,
-                "info": info,
-            }
-        )
-
-    @classmethod
-    def parse(cls, data: bytes) -> _Holder | None:
-        try:
-            record = json.loads(data)
-        except ValueError:
-            return None
-        return cls(record) if isinstance(record, dict) and record.get("format") == FORMAT else None
-
-    def describe(self) -> str:
-        r = self.record
-        text = f"pid {r.get('pid')} on {r.get('host')}"
-        return f"{text}, {r['info']}" if r.get("info") else text
-
-    def body(self) -> bytes:
-        return json.dumps({**self.record, "renewed_at": time.time()}).encode()
-
-    def is_gone(self) -> bool:
-        """Held by a process of this machine that no longer runs."""
-        r = self.record
-        if r.get("host") != socket.gethostname() or r.get("boot_id") != _boot_id():
-            return False
-        pid = r.get("pid")
-        if not isinstance(pid, int) or pid <= 0:
-            return False
-        start = _process_start(pid)
-        if start is None:
-            return not _pid_running(pid)
-        return r.get("pid_start") is not None and start != r.get("pid_start")
-
-
 class _ObjectLock:
-    def __init__(self, location: Location, holder: _Holder, expiry_s: float) -> None:
+    def __init__(self, location: Location, holder: Holder, expiry_s: float) -> None:
         self.location = location
         self.holder = holder
         self.expiry_s = expiry_s
@@ -201,7 +145,7 @@ class _ObjectLock:
                 pass
             try:
                 info = fs.info(path)
-                current = _Holder.parse(fs.read(path, _MAX_LOCK_BYTES))
+                current = Holder.parse(fs.read(path, _MAX_LOCK_BYTES))
             except FileNotFoundError:
                 continue  # released in between: try to create it again
             age_s = max(0.0, time.time() - info.mtime_s)
@@ -257,7 +201,7 @@ class _ObjectLock:
 
     def _current_holder(self) -> str:
         try:
-            current = _Holder.parse(self.location.fs.read(self.location.path, _MAX_LOCK_BYTES))
+            current = Holder.parse(self.location.fs.read(self.location.path, _MAX_LOCK_BYTES))
         except (StorageError, OSError):
             return "another run"
         return current.describe() if current else "another run"
@@ -270,7 +214,7 @@ class _ObjectLock:
             return
         fs, path = self.location.fs, self.location.path
         try:
-            current = _Holder.parse(fs.read(path, _MAX_LOCK_BYTES))
+            current = Holder.parse(fs.read(path, _MAX_LOCK_BYTES))
             # No conditional delete on S3: check the token, then delete. Only a lock
             # already expired could change hands in between.
             if current is not None and current.record.get("token") == self.holder.record["token"]:
@@ -284,33 +228,3 @@ class _ObjectLock:
                 exc,
                 self.expiry_s,
             )
-
-
-def _boot_id() -> str | None:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def _process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22);
-    -1 for a zombie (dead, not yet reaped); None where there is no /proc or no such pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()  # the name in (...) may hold spaces
-    return -1 if fields[0] == "Z" else int(fields[19])
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

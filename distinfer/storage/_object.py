@@ -10,21 +10,19 @@ and credential environment.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .._errors import ObjectSizeError, StorageError
-from ._credentials import ENV_PREFIXES, store_settings
+from .._errors import ObjectSizeError, PreconditionFailedError, StorageError
 from ._filesystem import DEFAULT_BLOCK_SIZE, ObjectInfo
 from ._options import StorageOptions
 from ._reader import RangedReader
+from ._store import INITIAL_BACKOFF_S, build_store, env_fingerprint
 from ._translate import access_error, classify, translate
 
 if TYPE_CHECKING:
@@ -33,25 +31,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _LIST_CHUNK = 1000  # S3 and GCS pages hold 1,000 keys: one page per chunk
-_INITIAL_BACKOFF_S = 0.1
-_MAX_BACKOFF_S = 15.0
 _CONFLICT_RETRIES = 3  # S3 answers 409 to a conditional write racing another: retry it
-# The store kind whose settings a scheme takes (abfs:// and abfss:// are Azure's).
-_STORE_KINDS = {"abfs": "az", "abfss": "az", "https": "http"}
 
 _cache: dict[tuple[str, str, StorageOptions, str], ObjectFileSystem] = {}
 _cache_lock = threading.Lock()
 
 
-def _env_fingerprint() -> str:
-    # A digest, not the values: the cache key must not hold secrets in clear.
-    items = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIXES))
-    return hashlib.sha256(repr(items).encode()).hexdigest()
-
-
 def object_filesystem(scheme: str, bucket: str, options: StorageOptions) -> ObjectFileSystem:
     """This process's filesystem for ``scheme://bucket`` (one per credential environment)."""
-    key = (scheme, bucket, options, _env_fingerprint())
+    key = (scheme, bucket, options, env_fingerprint())
     with _cache_lock:
         fs = _cache.get(key)
         if fs is None:
@@ -112,35 +100,8 @@ class ObjectFileSystem:
     def _obstore(self) -> ObjectStore:
         with self._lock:
             if self._store is None:
-                self._store = self._build()
+                self._store = build_store(self._scheme, self._bucket, self._options)
             return self._store
-
-    def _build(self) -> ObjectStore:
-        from obstore.store import from_url as _from_url
-
-        from_url: Any = _from_url  # its overloads want literal TypedDicts per store kind
-
-        kind = _STORE_KINDS.get(self._scheme, self._scheme)
-        config, client = store_settings(kind, self._options, os.environ)
-        if self._scheme == "http":
-            client["allow_http"] = True
-        retry: Any = {
-            "max_retries": self._options.max_retries,
-            "retry_timeout": timedelta(seconds=self._options.retry_timeout_s),
-            "backoff": {
-                "init_backoff": timedelta(seconds=_INITIAL_BACKOFF_S),
-                "max_backoff": timedelta(seconds=_MAX_BACKOFF_S),
-                "base": 2,
-            },
-        }
-        url = f"{self._scheme}://{self._bucket}"
-        try:
-            store: ObjectStore = from_url(
-                url, config=config or None, client_options=client, retry_config=retry
-            )
-            return store
-        except Exception as exc:  # obstore's config errors have no common base
-            raise StorageError(f"{url}: cannot set up the store ({classify(exc).detail})") from exc
 
     def info(self, path: str) -> ObjectInfo:
         import obstore
@@ -265,8 +226,6 @@ class ObjectFileSystem:
             return tag
 
     def replace(self, path: str, data: bytes, *, if_match: str) -> str:
-        from .._errors import PreconditionFailedError
-
         try:
             return self._put(path, data, {"e_tag": if_match}, "replacing it") or ""
         except PreconditionFailedError:
@@ -302,7 +261,7 @@ class ObjectFileSystem:
                 result = obstore.put(self._obstore(), path, data, mode=mode)
             except Exception as exc:
                 if classify(exc).kind == "conflict" and attempt < _CONFLICT_RETRIES:
-                    time.sleep(_INITIAL_BACKOFF_S * 2**attempt)
+                    time.sleep(INITIAL_BACKOFF_S * 2**attempt)
                     continue
                 raise translate(exc, uri, doing) from exc
             tag: str | None = result["e_tag"]

@@ -22,22 +22,22 @@ TREE = ["Z.jpg", "a.jpg", "a/b.jpg", "a/a.jpg", "a-b.jpg", "a0.jpg", "b/c/d.jpg"
 
 
 def _put_many(bucket: Bucket, keys: list[str]) -> None:
-    client = bucket.client()
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda k: client.put_object(Bucket=bucket.name, Key=k, Body=b"x"), keys))
+    fs = resolve_location(bucket.uri(), ".").fs
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda k: fs.write(k, b"x"), keys))
 
 
 def test_listing_is_lazy_page_by_page(s3_bucket: Bucket) -> None:
-    keys = [f"many/{i:05d}.jpg" for i in range(2500)]
+    keys = [f"many/{i:05d}.jpg" for i in range(1050)]
     _put_many(s3_bucket, keys)
     with FaultProxy(s3_bucket.endpoint) as proxy:
         loc = resolve_location(s3_bucket.uri("many/"), ".", StorageOptions(endpoint=proxy.endpoint))
         listing = loc.fs.list(loc.path)
         first = next(listing)
         assert first.path == "many/00000.jpg" and first.size == 1
-        assert len(proxy.stats.requests) == 1  # one page of 1,000 of three: it yields as it goes
+        assert len(proxy.stats.requests) == 1  # one page of 1,000 of two: it yields as it goes
         rest = [info.path for info in listing]
-        assert len(proxy.stats.requests) == 3
+        assert len(proxy.stats.requests) == 2
     assert [first.path, *rest] == keys
 
 

@@ -1,4 +1,4 @@
-"""Where each process finds its object-store settings: its own environment, its own files.
+"""A process's obstore store, built from that process's own environment and files.
 
 Nothing here is ever sent to another process: a node builds its store from what
 it has (environment variables, ``~/.aws`` profile files, or, through obstore's own
@@ -14,18 +14,29 @@ and ``AWS_CONFIG_FILE`` (``~/.aws/config``) and hand the keys to obstore in-proc
 from __future__ import annotations
 
 import configparser
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
+from .._errors import StorageError
 from ._options import StorageOptions
+from ._translate import classify
+
+if TYPE_CHECKING:
+    from obstore.store import ObjectStore
 
 logger = logging.getLogger(__name__)
 
 # The variables that decide which credentials and endpoint a store gets: a
 # store is rebuilt when one of them changes.
 ENV_PREFIXES = ("AWS_", "GOOGLE_", "AZURE_")
+INITIAL_BACKOFF_S = 0.1
+_MAX_BACKOFF_S = 15.0
+# The store kind whose settings a scheme takes (abfs:// and abfss:// are Azure's).
+_STORE_KINDS = {"abfs": "az", "abfss": "az", "https": "http"}
 _ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
 _REGION_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 _PROFILE_KEYS = {
@@ -33,6 +44,39 @@ _PROFILE_KEYS = {
     "aws_secret_access_key": "secret_access_key",
     "aws_session_token": "session_token",
 }
+
+
+def env_fingerprint() -> str:
+    """A digest of the variables a store is built from (not the values: no secret in clear)."""
+    items = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIXES))
+    return hashlib.sha256(repr(items).encode()).hexdigest()
+
+
+def build_store(scheme: str, bucket: str, options: StorageOptions) -> ObjectStore:
+    """The obstore store for ``scheme://bucket`` from this process's environment."""
+    from obstore.store import from_url as _from_url
+
+    from_url: Any = _from_url  # its overloads want literal TypedDicts per store kind
+    config, client = store_settings(_STORE_KINDS.get(scheme, scheme), options, os.environ)
+    if scheme == "http":
+        client["allow_http"] = True
+    retry: Any = {
+        "max_retries": options.max_retries,
+        "retry_timeout": timedelta(seconds=options.retry_timeout_s),
+        "backoff": {
+            "init_backoff": timedelta(seconds=INITIAL_BACKOFF_S),
+            "max_backoff": timedelta(seconds=_MAX_BACKOFF_S),
+            "base": 2,
+        },
+    }
+    url = f"{scheme}://{bucket}"
+    try:
+        store: ObjectStore = from_url(
+            url, config=config or None, client_options=client, retry_config=retry
+        )
+    except Exception as exc:  # obstore's config errors have no common base
+        raise StorageError(f"{url}: cannot set up the store ({classify(exc).detail})") from exc
+    return store
 
 
 def store_settings(
