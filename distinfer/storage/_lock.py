@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from .._errors import OutputError, OutputExistsError, PreconditionFailedError, StorageError
 from ._holder import Holder
 from ._location import Location
+from ._object import ObjectFileSystem
+from ._options import StorageOptions
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +81,17 @@ class Lease:
 
 @contextmanager
 def output_lock(
-    location: Location, *, holder_info: str = "", expiry_s: float = 60.0
+    location: Location, *, holder_info: str = "", expiry_s: float | None = None
 ) -> Iterator[Lease]:
     """Hold the output folder ``location`` for one run; a second run fails at once.
 
     Raises ``OutputExistsError`` (exit code 2 in the CLI) naming the holder.
     ``holder_info`` is a short note shown to that second run (a job name, say).
+    ``expiry_s`` defaults to the location's ``storage.lock_expiry_s``.
     """
+    if expiry_s is None:
+        options = location.fs.options if isinstance(location.fs, ObjectFileSystem) else None
+        expiry_s = (options or StorageOptions()).lock_expiry_s
     if not expiry_s > 0:
         raise ValueError(f"expiry_s: expected seconds > 0, got {expiry_s!r}")
     holder = Holder.this_process(holder_info)

@@ -16,7 +16,7 @@ from _s3 import Bucket
 
 from distinfer import OutputError
 from distinfer._errors import OutputExistsError
-from distinfer.storage import Location, output_lock, resolve_location
+from distinfer.storage import Location, StorageOptions, output_lock, resolve_location
 
 _CHILD = """
 import sys, time
@@ -69,14 +69,12 @@ def test_object_lock_refuses_a_second_run_and_is_released(s3_bucket: Bucket) -> 
 
 def test_a_lock_not_renewed_for_its_expiry_is_taken_over(s3_bucket: Bucket) -> None:
     _foreign_lock(s3_bucket, "results/_lock")
-    out = resolve_location(s3_bucket.uri("results"), ".")
-    with (
-        pytest.raises(OutputExistsError, match="pid 4242 on elsewhere"),
-        output_lock(out, expiry_s=2),
-    ):
+    # The expiry comes from the location's storage options.
+    out = resolve_location(s3_bucket.uri("results"), ".", StorageOptions(lock_expiry_s=2))
+    with pytest.raises(OutputExistsError, match="pid 4242 on elsewhere"), output_lock(out):
         pass
     time.sleep(3.2)  # Last-Modified has whole seconds
-    with output_lock(out, expiry_s=2) as lease:
+    with output_lock(out) as lease:
         assert _lock_body(s3_bucket, "results/_lock")["pid"] == os.getpid()
         lease.check()
 
