@@ -101,8 +101,13 @@ def test_write_upload_delete(s3_bucket: Bucket, tmp_path: Path) -> None:
     assert tag and part.fs.info(part.path).tag == tag
     video = tmp_path / "annotated.mp4"
     video.write_bytes(bytes(range(256)) * (6 * 4096 + 1))  # 6 MiB: over one 5 MiB part
-    upload = out.join("video.mp4")
-    upload.fs.upload(upload.path, video)
+    with FaultProxy(s3_bucket.endpoint) as proxy:
+        upload = resolve_location(
+            s3_bucket.uri("out/video.mp4"), ".", StorageOptions(endpoint=proxy.endpoint)
+        )
+        upload.fs.upload(upload.path, video)
+    parts = [path for method, path in proxy.stats.requests if method == "PUT"]
+    assert len(parts) == 2 and all("partNumber=" in path for path in parts)  # multipart
     assert upload.fs.read(upload.path, 10 << 20) == video.read_bytes()
     part.fs.delete(part.path)
     part.fs.delete(part.path)  # missing is fine
