@@ -108,7 +108,8 @@ def test_write_upload_delete(s3_bucket: Bucket, tmp_path: Path) -> None:
         upload.fs.upload(upload.path, video)
     parts = [path for method, path in proxy.stats.requests if method == "PUT"]
     assert len(parts) == 2 and all("partNumber=" in path for path in parts)  # multipart
-    assert upload.fs.read(upload.path, 10 << 20) == video.read_bytes()
+    uploaded = out.join("video.mp4")
+    assert uploaded.fs.read(uploaded.path, 10 << 20) == video.read_bytes()
     part.fs.delete(part.path)
     part.fs.delete(part.path)  # missing is fine
     assert [i.path for i in out.fs.list(out.path)] == ["out/video.mp4"]
