@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ._config import BUNDLED_MODELS, ModelConfig
-from ._decode import DEFAULT_MAX_IMAGE_PIXELS
-from ._engine import Engine, Image, Outcome, available_cores
+from ._config import ModelConfig
 from ._errors import ConfigError
-from ._prediction import RESULT_SCHEMA
-from ._rows import error_row, result_row
+from .distributed._rows import error_row, result_row
+from .engine._decode import DEFAULT_MAX_IMAGE_PIXELS
+from .engine._engine import Engine, Image, Outcome, available_cores
+from .engine._prediction import RESULT_SCHEMA
+from .models._bundled import BUNDLED_MODELS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -253,7 +254,7 @@ def _items(column: Any) -> list[Any]:
 
 def _message(exc: BaseException, image: Any) -> str:
     """The error of one row, as ``distinfer run`` words it (with a hint for arrays)."""
-    from ._actor import describe
+    from .distributed._rows import describe
 
     message = describe(exc)
     if isinstance(image, np.ndarray) and (image.ndim != 3 or image.shape[-1] != 3):

@@ -11,7 +11,7 @@ import pytest
 from _jobs import job_config, rgb, write_images
 
 from distinfer import ConfigError, ModelError, RunConfig, read_results, run
-from distinfer._prediction import RESULT_SCHEMA
+from distinfer.engine._prediction import RESULT_SCHEMA
 from distinfer.ray_data import Predictor
 
 COMPARED = ("width", "height", "predictions", "text", "error")

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from .._errors import ConfigError, OutputError
-from .._prediction import RESULT_SCHEMA
+from ..engine._prediction import RESULT_SCHEMA
 from ._coco import COCO_COLUMNS, write_coco
 from ._reader import ResultsFolder, decimal_floats, open_results
 

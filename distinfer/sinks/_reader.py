@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._errors import ConfigError, OutputError
-from .._prediction import RESULT_SCHEMA
-from .._rows import index_range
+from ..distributed._rows import index_range
+from ..engine._prediction import RESULT_SCHEMA
 from ._parquet import MANIFEST, read_manifest
 
 #: Rows per record batch handed out: big enough for vectorised work, small

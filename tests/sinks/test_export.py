@@ -21,7 +21,7 @@ from pycocotools.coco import COCO
 
 from distinfer import Annotation, Prediction, RunConfig, read_results, run
 from distinfer._main import main
-from distinfer._rows import ResultBatch, error_row, result_row
+from distinfer.distributed._rows import ResultBatch, error_row, result_row
 from distinfer.sinks import ParquetSink, export_results
 
 #: Rows of a hand-made results folder, with every kind of value an export must carry.
