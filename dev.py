@@ -48,8 +48,9 @@ def main(argv: list[str]) -> int:
             sh(BIN / "distinfer", "demo-data", "out/demo/inputs")
             sh(BIN / "distinfer", "run", "configs/demo.yaml", "--overwrite", *argv[1:])
         else:
-            sh(BIN / "ruff", "check", "distinfer", "tests", "examples", "dev.py")
-            sh(BIN / "ruff", "format", "--check", "distinfer", "tests", "examples", "dev.py")
+            sources = ("distinfer", "tests", "examples", "benchmarks", "dev.py")
+            sh(BIN / "ruff", "check", *sources)
+            sh(BIN / "ruff", "format", "--check", *sources)
             sh(BIN / "mypy")
             sh(BIN / "python", "-m", "pytest", *argv[1:])
     except subprocess.CalledProcessError as exc:

@@ -198,8 +198,8 @@ def export(results: str, fmt: str, output: str, partial: bool, categories: str) 
     "--modes",
     default="limit,plain,sync,async,video",
     show_default=True,
-    help="Comma-separated: limit, plain, sync, async, video (engine); distributed, "
-    "raydata, cls, collector, memory (Ray); or engine, ray, all.",
+    help="Comma-separated: limit, plain, sync, async, video (engine, in this process); "
+    "distributed (one distinfer run of the same pages); or engine, all.",
 )
 @click.option(
     "--model", default="ppocr-det", show_default=True, help="A bundled model name or a model file."
@@ -230,24 +230,9 @@ def export(results: str, fmt: str, output: str, partial: bool, categories: str) 
     default=1,
     show_default=True,
     help=(
-        "Rounds of the engine modes and of raydata's jobs, interleaved, medians reported "
-        "(limit: the highest); runs of distributed and cls, each between limit "
-        "measurements, the median run reported."
+        "Rounds of the engine modes, interleaved, medians reported (limit: the highest); "
+        "runs of distributed, each between limit measurements, the median run reported."
     ),
-)
-@click.option("--crops", type=int, default=5000, show_default=True, help="Crops for cls.")
-@click.option(
-    "--collector-rows",
-    type=int,
-    default=200_000,
-    show_default=True,
-    help="Rows fed to the collector.",
-)
-@click.option(
-    "--memory-sizes",
-    default="1000,50000",
-    show_default=True,
-    help="The two run sizes compared by memory.",
 )
 @click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
 @set_option
@@ -259,28 +244,26 @@ def bench(
     images_dir: str | None,
     seconds: float,
     repeat: int,
-    crops: int,
-    collector_rows: int,
-    memory_sizes: str,
     device: str,
     overrides: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Measure speed: every figure as a ratio to the bare model's limit, in one run."""
-    from ._bench import bench_cli
+    """Measure your model on this machine: every figure as a ratio to the bare model's limit.
+
+    The comparisons with Ray Data and the project's instruments are in the
+    repository's benchmarks/ folder (python benchmarks/run.py --help).
+    """
+    from .bench import bench_cli
 
     sys.exit(
         bench_cli(
             modes,
             images_dir,
-            memory_sizes,
             as_json,
             model=model,
             images=num_images,
             seconds=seconds,
             repeat=repeat,
-            crops=crops,
-            collector_rows=collector_rows,
             device=device,
             overrides=tuple(overrides),
         )

@@ -80,7 +80,7 @@ def actor_openvino_config(
     Several OpenVINO instances on one node each get their share of cores (Ray's
     OMP_NUM_THREADS does not limit OpenVINO's TBB pool), unpinned: OpenVINO pins
     its threads to cores by default, and every instance pins to the same first
-    cores. Measured on 16 cores with ``examples/actors_per_node.py`` (ppocr-det,
+    cores. Measured on 16 cores with ``benchmarks/actors_per_node.py`` (ppocr-det,
     the bare model's limit 287 fps): 4 processes of 4 threads ran 74 fps pinned
     and 237 unpinned; 2 of 8 threads 148 and 214; one process of 16 threads 179.
     Settings in ``config`` win.

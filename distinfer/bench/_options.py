@@ -1,0 +1,72 @@
+"""What ``distinfer bench`` is asked to measure: its modes and options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ENGINE_MODES = ("limit", "plain", "sync", "async", "video")
+RAY_MODES = ("distributed",)
+MODES = ENGINE_MODES + RAY_MODES
+#: The modes that run on the pages (generated, or ``--images-dir``).
+PAGE_MODES = ("plain", "sync", "async", "video", "distributed")
+#: Names that stand for several modes in ``--modes``.
+MODE_GROUPS = {"engine": ENGINE_MODES, "all": MODES}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What ``distinfer bench`` measures; the fields mirror its options."""
+
+    modes: tuple[str, ...] = ENGINE_MODES
+    model: str = "ppocr-det"
+    images: int = 200
+    images_dir: Path | None = None
+    seconds: float = 10.0
+    repeat: int = 1
+    overrides: tuple[str, ...] = ()
+    device: str = "CPU"
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.modes if m not in MODES]
+        if unknown or not self.modes:
+            raise ValueError(f"unknown modes {unknown or '(none)'}; choose from {', '.join(MODES)}")
+        for name in ("images", "repeat"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {self.seconds}")
+
+    def command(self, *modes: str) -> str:
+        """The ``distinfer bench`` command line that measures ``modes`` alone.
+
+        >>> BenchOptions(images=8).command("sync")
+        'distinfer bench --modes sync --model ppocr-det --images 8'
+        """
+        parts = ["distinfer bench", f"--modes {','.join(modes)}", f"--model {self.model}"]
+        if set(modes) & set(PAGE_MODES):
+            parts.append(
+                f"--images-dir {self.images_dir}" if self.images_dir else f"--images {self.images}"
+            )
+        if set(modes) & {"limit", "distributed"}:
+            parts.append(f"--seconds {self.seconds:g}")
+        if self.repeat > 1:
+            parts.append(f"--repeat {self.repeat}")
+        if self.device != "CPU":
+            parts.append(f"--device {self.device}")
+        parts.extend(f"--set {o}" for o in self.overrides)
+        return " ".join(parts)
+
+
+def parse_modes(text: str) -> tuple[str, ...]:
+    """``"limit,sync"`` -> the modes; ``engine`` and ``all`` name groups.
+
+    >>> parse_modes("sync,engine")
+    ('sync', 'limit', 'plain', 'async', 'video')
+    """
+    modes: list[str] = []
+    for name in (part.strip() for part in text.split(",")):
+        for mode in MODE_GROUPS.get(name, (name,) if name else ()):
+            if mode not in modes:
+                modes.append(mode)
+    return tuple(modes)
