@@ -173,7 +173,10 @@ class RunConfig(_Section):
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if data is None:
-            raise ConfigError(f"{path} is empty; see configs/demo.yaml for the shape")
+            raise ConfigError(
+                f"{path} is empty; `distinfer init {path}` writes a commented job file "
+                "to start from"
+            )
         if isinstance(data, Mapping):
             data = {"base_dir": str(path.resolve().parent), **data}
         return cls.parse(data, overrides)

@@ -61,6 +61,24 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"{config}: ok")
 
 
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False), default="job.yaml")
+def init(path: str) -> None:
+    """Write a commented job file to start from at PATH (default: job.yaml)."""
+    from ._starter import STARTER
+
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(STARTER)
+    except FileExistsError:
+        click.echo(f"error: {path} exists; give another path", err=True)
+        sys.exit(EXIT_CONFIG)
+    except OSError as exc:
+        click.echo(f"error: cannot write {path}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    click.echo(f"wrote {path}: edit model, input and output, then `distinfer run {path}`")
+
+
 @main.command("demo-data")
 @click.argument("folder", type=click.Path(file_okay=False), default="out/demo/inputs")
 @click.option("--pages", type=int, default=24, show_default=True)

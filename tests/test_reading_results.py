@@ -25,6 +25,7 @@ from distinfer._main import main
 from distinfer.sinks._export import CSV_COLUMNS, EXPORT_COLUMNS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 NOT_RUN = "<!-- not run by tests/test_reading_results.py"
 RED, BLUE = (5, 5, 40, 30), (60, 10, 90, 45)
 
@@ -177,3 +178,17 @@ def test_the_sample_outputs_in_docs_results_have_the_exported_layout() -> None:
     keys = ["info", "licenses", "images", "annotations", "categories", "errors"]
     assert list(json.loads(coco)) == keys
     assert not re.search(r"/(tmp|home|work|Users)/", text)  # no machine paths
+
+
+def test_the_readme_snippet_reads_one_row_per_box_three_ways(results: Path) -> None:
+    (section, code), *_ = (
+        (s, c)
+        for s, language, c in snippets(README.read_text(encoding="utf-8"))
+        if language == "python" and "read_results" in c
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(code, f"README.md ({section})", "exec"), namespace)
+    assert len(namespace["df"]) == 10
+    for boxes in (namespace["boxes"], namespace["pl_boxes"].to_pandas(), namespace["db_boxes"]):
+        assert len(boxes) == 9
+        assert sorted(set(boxes["label"])) == ["blue", "red"]
