@@ -62,13 +62,14 @@ def test_the_embedded_ray_listens_on_loopback_only_with_token_auth_and_no_job_ap
         while not (tmp_path / "results" / "part-000000000000-000000000009.parquet").exists():
             assert child.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        tree = processes.descendants(child.pid)  # every Ray process is up by now
-        sockets = processes.listening(list(tree))
-        servers = [pid for pid, cmd in tree.items() if "gcs_server" in cmd or "raylet" in cmd]
-        auth_modes = {processes.environ(pid).get("RAY_AUTH_MODE") for pid in servers}
-        # Ask every listener while the run is paused, so that Ray is still there to answer.
+        # Every Ray process is up by now. The run is paused while they are looked at
+        # and asked, so that a run ending early cannot take them away first.
         os.kill(child.pid, signal.SIGSTOP)
         try:
+            tree = processes.descendants(child.pid)
+            sockets = processes.listening(list(tree))
+            servers = [pid for pid, cmd in tree.items() if "gcs_server" in cmd or "raylet" in cmd]
+            auth_modes = {processes.environ(pid).get("RAY_AUTH_MODE") for pid in servers}
             answers = {s.port: answer_to_job_api(s.port) for s in sockets}
         finally:
             os.kill(child.pid, signal.SIGCONT)
