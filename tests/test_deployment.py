@@ -95,12 +95,41 @@ def test_switching_back_to_synchronous_mode(deployment: Deployment) -> None:
     assert deployment.infer(solid((0, 0, 250))).annotations[0].label == "blue"
 
 
-def test_await_any_returns_once_there_is_room(deployment: Deployment) -> None:
-    deployment.set_asynchronous_callback(lambda img, pred, data: None)
-    for i in range(10):
-        deployment.infer_async(solid((i, 0, 0)), i)
+def test_await_any_blocks_while_the_queue_is_full_and_returns_once_an_item_completes() -> None:
+    gates = [threading.Event() for _ in range(8)]  # item i is held until gates[i] is set
+
+    def held(image: np.ndarray) -> float:
+        assert gates[image[0, 0, 0]].wait(timeout=30)
+        return 0.0
+
+    completed: list[int] = []
+    returned = threading.Event()
+    seen_on_return: list[int] = []
+
+    def await_any() -> None:
         deployment.await_any()
-    deployment.await_all()
+        seen_on_return.extend(completed)
+        returned.set()
+
+    deployment = Deployment(MeanColourTask(delay_s=held))
+    try:
+        deployment.load_inference_models(max_async_infer_requests=2)
+        full = deployment.engine.max_in_flight
+        assert full <= len(gates)
+        deployment.set_asynchronous_callback(lambda img, pred, data: completed.append(data))
+        for i in range(full):
+            deployment.infer_async(solid((i, 0, 0)), i)
+        waiter = threading.Thread(target=await_any, daemon=True)
+        waiter.start()
+        assert not returned.wait(timeout=0.5)  # every slot taken: it waits
+        gates[1].set()  # one item completes ...
+        assert returned.wait(timeout=10)  # ... and that is enough
+        assert seen_on_return == [1]  # not before it, and not waiting for the others
+    finally:
+        for gate in gates:
+            gate.set()
+        deployment.close()
+    assert sorted(completed) == list(range(full))
 
 
 def test_infer_rejects_bad_input_with_a_value_error(deployment: Deployment) -> None:

@@ -48,7 +48,16 @@ def test_queue_is_sized_to_the_cores_by_default_and_zero_means_optimal() -> None
 
 
 def test_submit_overlaps_items_and_bounds_what_is_in_flight() -> None:
-    task = MeanColourTask(delay_s=lambda img: 0.02)
+    # Each item waits in the task for two others: the items complete only if the
+    # engine runs three at once (a barrier, not a delay, so a busy machine cannot
+    # make them run one after the other).
+    together = threading.Barrier(3)
+
+    def three_at_once(image: np.ndarray) -> float:
+        together.wait(timeout=10)
+        return 0.0
+
+    task = MeanColourTask(delay_s=three_at_once)
     outcomes: list[Prediction | BaseException] = []
     lock = threading.Lock()
 

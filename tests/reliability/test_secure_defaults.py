@@ -4,8 +4,11 @@ API; configuration loaded safely; nothing from the inputs unpickled or executed.
 from __future__ import annotations
 
 import ast
+import http.client
 import json
+import os
 import re
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -20,14 +23,26 @@ from distinfer import RunConfig
 PACKAGE = Path(distinfer.__file__).parent
 
 
-def answers_job_api(port: int) -> bool:
-    """True when ``port`` serves Ray's job submission API (a JSON list of jobs)."""
+def answer_to_job_api(port: int) -> str:
+    """What ``port`` answers to ``GET /api/jobs/`` (Ray's job submission API): "jobs"
+    (the list: an open job API), "metrics" (Prometheus text), an HTTP status such as
+    "401" (token authentication demanded), "not http", or "refused" (nothing there)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/", timeout=2) as reply:
-            json.loads(reply.read(65536))
-            return bool(reply.status == 200)
-    except (OSError, ValueError, urllib.error.URLError):
-        return False  # not HTTP, an error, or not JSON (e.g. a metrics endpoint)
+            body = reply.read(65536)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except urllib.error.URLError as exc:
+        return "refused" if isinstance(exc.reason, ConnectionRefusedError) else "not http"
+    except (OSError, http.client.HTTPException):
+        return "not http"  # e.g. a gRPC server
+    if body.startswith(b"# HELP") or body.startswith(b"# TYPE"):
+        return "metrics"
+    try:
+        json.loads(body)
+    except ValueError:
+        return "other"
+    return "jobs"
 
 
 def test_the_embedded_ray_listens_on_loopback_only_with_token_auth_and_no_job_api(
@@ -47,10 +62,17 @@ def test_the_embedded_ray_listens_on_loopback_only_with_token_auth_and_no_job_ap
         while not (tmp_path / "results" / "part-000000000000-000000000009.parquet").exists():
             assert child.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        tree = processes.descendants(child.pid)  # every Ray process is up by now
-        sockets = processes.listening(list(tree))
-        servers = [pid for pid, cmd in tree.items() if "gcs_server" in cmd or "raylet" in cmd]
-        auth_modes = {processes.environ(pid).get("RAY_AUTH_MODE") for pid in servers}
+        # Every Ray process is up by now. The run is paused while they are looked at
+        # and asked, so that a run ending early cannot take them away first.
+        os.kill(child.pid, signal.SIGSTOP)
+        try:
+            tree = processes.descendants(child.pid)
+            sockets = processes.listening(list(tree))
+            servers = [pid for pid, cmd in tree.items() if "gcs_server" in cmd or "raylet" in cmd]
+            auth_modes = {processes.environ(pid).get("RAY_AUTH_MODE") for pid in servers}
+            answers = {s.port: answer_to_job_api(s.port) for s in sockets}
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
         _, err = child.communicate(timeout=90)
     finally:
         child.kill()
@@ -64,7 +86,12 @@ def test_the_embedded_ray_listens_on_loopback_only_with_token_auth_and_no_job_ap
     assert any("raylet" in tree[pid] for pid in listeners)
     exposed = [(s.address, s.port, tree[s.pid][:60]) for s in sockets if not s.loopback]
     assert exposed == []
-    assert not any(answers_job_api(s.port) for s in sockets)
+    assert "refused" not in answers.values()  # asked while they listened
+    assert "jobs" not in answers.values()  # no open job API
+    # ... nor one behind the token: Ray's dashboard head serves its metrics, not its API
+    # (with cluster.dashboard: true it answers 401 here, as every API does without the token)
+    heads = {s.port for s in sockets if "dashboard/dashboard.py" in tree[s.pid]}
+    assert {answers[port] for port in heads} <= {"metrics", "not http"}, answers
     assert auth_modes == {"token"}  # distinfer asks for it; no RAY_* in the CLI's environment
 
 
