@@ -103,7 +103,7 @@ class ClusterConfig(_Section):
     """Where and how wide to run."""
 
     address: str | None = None
-    actors_per_node: int = Field(default=1, gt=0)
+    actors_per_node: int | Literal["auto"] = "auto"
     cpus_per_actor: float | None = Field(default=None, gt=0)
     jobs_per_actor: int | None = Field(default=None, ge=0)
     items_per_unit: int | Literal["auto"] = "auto"
@@ -131,6 +131,17 @@ class ClusterConfig(_Section):
         if value == "auto" or (count and value > 0):
             return value
         raise ValueError("give a number of images greater than 0, or auto")
+
+    @field_validator("actors_per_node", mode="before")
+    @classmethod
+    def _auto_or_actors(cls, value: Any) -> Any:
+        count = isinstance(value, int) and not isinstance(value, bool)
+        if value == "auto" or (count and value > 0):
+            return value
+        raise ValueError(
+            "give a number of actors greater than 0, or auto (sized from each node's cores; "
+            "see docs/cluster.md)"
+        )
 
 
 class RunConfig(_Section):

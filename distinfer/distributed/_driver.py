@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from ._actor import InferenceActor
 from ._collector import OrderedCollector, VideoOutput
 from ._dispatch import Abort, Dispatcher, DispatchOptions
 from ._logs import run_log_level
+from ._placement import actor_openvino_config, actors_for, node_cpus, short_id
 from ._plan import Enumeration, TotalCount, VideoPlan, plan_videos
 from ._ray import ray_session
 from ._summary import ProgressFn, RunSummary
@@ -72,33 +72,9 @@ def _video_outputs(config: RunConfig, plan: VideoPlan) -> list[VideoOutput]:
     return outputs
 
 
-def actor_openvino_config(
-    config: Mapping[str, Any], actors_per_node: int, cpus: float
-) -> dict[str, Any]:
-    """The OpenVINO settings of each of ``actors_per_node`` actors on a node of ``cpus``.
-
-    Several OpenVINO instances on one node each get their share of cores (Ray's
-    OMP_NUM_THREADS does not limit OpenVINO's TBB pool), unpinned: OpenVINO pins
-    its threads to cores by default, and every instance pins to the same first
-    cores. Measured on 16 cores with ``benchmarks/actors_per_node.py`` (ppocr-det,
-    the bare model's limit 287 fps): 4 processes of 4 threads ran 74 fps pinned
-    and 237 unpinned; 2 of 8 threads 148 and 214; one process of 16 threads 179.
-    Settings in ``config`` win.
-
-    >>> actor_openvino_config({}, 4, 16)
-    {'INFERENCE_NUM_THREADS': 4, 'ENABLE_CPU_PINNING': False}
-    >>> actor_openvino_config({"ENABLE_CPU_PINNING": True}, 1, 16)
-    {'ENABLE_CPU_PINNING': True}
-    """
-    openvino = dict(config)
-    if actors_per_node > 1:
-        openvino.setdefault("INFERENCE_NUM_THREADS", max(1, int(cpus / actors_per_node)))
-        openvino.setdefault("ENABLE_CPU_PINNING", False)
-    return openvino
-
-
 def start_actors(ray: Any, config: RunConfig) -> dict[str, Any]:
-    """One inference actor per alive node with CPUs (``actors_per_node`` each)."""
+    """Inference actors on every alive node with CPUs: ``actors_per_node`` of them
+    (``auto``: from the node's CPUs), each with its share of the node's cores."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cluster = config.cluster
@@ -106,16 +82,16 @@ def start_actors(ray: Any, config: RunConfig) -> dict[str, Any]:
     remote_cls = ray.remote(InferenceActor)
     overlays = config.resolve(config.output.overlays) if config.output.overlays else None
     for node in ray.nodes():
-        cpus = node.get("Resources", {}).get("CPU", 0)
-        if not node.get("Alive") or cpus <= 0:
+        cpus = node_cpus(node)
+        if cpus <= 0:
             continue
-        share = cpus / cluster.actors_per_node
-        openvino = actor_openvino_config(config.model.openvino, cluster.actors_per_node, cpus)
+        count = actors_for(cluster.actors_per_node, cpus)
+        openvino = actor_openvino_config(config.model.openvino, count, cpus)
         model = config.model.model_copy(update={"openvino": openvino})
-        for k in range(cluster.actors_per_node):
-            name = node["NodeID"][:12] + (f"-{k}" if cluster.actors_per_node > 1 else "")
+        for k in range(count):
+            name = short_id(node["NodeID"]) + (f"-{k}" if count > 1 else "")
             actors[name] = remote_cls.options(
-                num_cpus=cluster.cpus_per_actor or share,
+                num_cpus=cluster.cpus_per_actor or cpus / count,
                 max_restarts=cluster.max_actor_restarts,
                 max_task_retries=0,  # the driver re-dispatches, knowing what was lost
                 max_concurrency=cluster.units_in_flight_per_actor + 1,
