@@ -104,6 +104,7 @@ class ClusterConfig(_Section):
 
     address: str | None = None
     actors_per_node: int | Literal["auto"] = "auto"
+    max_nodes: int | None = Field(default=None, gt=0)
     cpus_per_actor: float | None = Field(default=None, gt=0)
     jobs_per_actor: int | None = Field(default=None, ge=0)
     items_per_unit: int | Literal["auto"] = "auto"

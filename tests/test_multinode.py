@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,55 @@ def test_every_node_gets_work_and_output_is_complete_and_ordered(
     nodes = {r["node"] for r in rows}
     assert len(nodes) == 2, nodes
     assert all(r["error"] is None for r in rows)
+
+
+def test_a_node_that_joins_mid_run_gets_an_actor_and_work(tmp_path: Path) -> None:
+    """One node at the start, a second added once rows are committed: its actor
+    starts within seconds and takes work; every index is written once."""
+    from ray.cluster_utils import Cluster
+
+    write_images(tmp_path / "imgs", 3000)  # about 20 s on one node of this machine
+    config = write_job(
+        tmp_path,
+        input={"images": str(tmp_path / "imgs")},
+        output={"rows_per_part": 10, "flush_interval_s": 0.2},
+        cluster={"items_per_unit": 1, "units_in_flight_per_actor": 1, "progress": "lines"},
+    )
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    lines: list[tuple[float, str]] = []  # (when, stderr line) of the job
+    try:
+        cluster.wait_for_nodes()
+        command = ["run", str(config), "--set", f"cluster.address={cluster.address}"]
+        child = subprocess.Popen(
+            [sys.executable, "-m", "distinfer", *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+        )
+        assert child.stdout is not None and child.stderr is not None
+        stderr = child.stderr
+        reader = threading.Thread(
+            target=lambda: lines.extend((time.monotonic(), line) for line in stderr), daemon=True
+        )
+        reader.start()
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "results").glob("part-*.parquet")):
+            assert child.poll() is None and time.monotonic() < deadline, lines[-20:]
+            time.sleep(0.05)
+        cluster.add_node(num_cpus=1)
+        added = time.monotonic()
+        child.wait(timeout=240)
+        out = child.stdout.read()  # one line: it cannot have filled the pipe
+        reader.join(timeout=10)
+    finally:
+        cluster.shutdown()
+    err = "".join(line for _, line in lines)
+    assert child.returncode == 0, err[-3000:]
+
+    rows = read_results(tmp_path / "results").to_pylist()
+    assert [r["index"] for r in rows] == list(range(3000))
+    assert len({r["node"] for r in rows}) == 2
+    joined = [t for t, line in lines if line.startswith("node ") and " joined: " in line]
+    assert len(joined) == 1 and joined[0] - added < 30  # Ray sees it, a poll, an actor start
+    assert "nodes: 2 (1 joined)" in out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from distinfer.distributed._progress import Progress
-from distinfer.distributed._summary import RunSummary
+from distinfer.distributed._summary import NodeEvent, RunSummary
 
 
 class Terminal(io.StringIO):
@@ -39,3 +39,19 @@ def test_off_writes_nothing() -> None:
     out = io.StringIO()
     Progress(out, mode="off")(RunSummary(processed=5, finished=True), 5)
     assert out.getvalue() == ""
+
+
+def test_nodes_joining_and_leaving_get_a_line_each_and_the_count_shows() -> None:
+    out = io.StringIO()
+    progress = Progress(out, mode="lines")
+    summary = RunSummary(processed=10, node_events=[NodeEvent("a" * 12, "started", 0.0, 1)])
+    progress(summary, None)
+    summary.node_events.append(NodeEvent("b" * 12, "joined", 8.5, 2))
+    progress(summary, None)
+    summary.node_events.append(NodeEvent("a" * 12, "left", 20.0, 1))
+    progress(summary, None)
+    lines = out.getvalue().splitlines()
+    assert "started" not in out.getvalue() and "nodes" not in lines[0]
+    assert lines[1] == "node bbbbbbbbbbbb joined: 2 actor(s)" and lines[2].endswith("2 nodes")
+    assert lines[3] == "node aaaaaaaaaaaa left: 1 actor(s)" and lines[4].endswith("1 nodes")
+    assert summary.describe_nodes() == "2 (1 joined, 1 left)"

@@ -11,6 +11,9 @@ books that make the output exactly-once through actor and collector failures.
   given up (restarts spent, node gone, or not back within
   ``ACTOR_RESTART_TIMEOUT_S``). With no actor left the run fails with
   ``ActorDiedError``.
+- Nodes that join or leave (``DispatchOptions.placement``): actors on a new
+  node get credits once their model is compiled; actors of a node that left
+  are dropped, their units in flight back to the queue.
 - The collector that dies: Ray restarts it; it resumes at the manifest's
   ``committed_until`` under a new *epoch*. Every delivery (an actor's rows or
   the driver's own error rows) comes back with the epoch that took it, and
@@ -27,13 +30,16 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ActorDiedError, DistinferError, WorkerError
 from ._logs import WorkerLogs
 from ._rows import ResultBatch, describe, error_row
 from ._summary import ProgressFn, RunSummary
 from ._work import CollectorStatus, ErrorItem, ImageUnit, UnitDone, UnitSize, WorkItem, WorkUnit
+
+if TYPE_CHECKING:
+    from ._placement import Placement
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +105,8 @@ class DispatchOptions:
     """How a dispatcher schedules: the ``cluster`` keys it obeys, and whom it tells.
 
     ``unit_size`` is told how fast items are done (``items_per_unit: auto``);
-    ``progress`` is called with the live summary as the run goes.
+    ``progress`` is called with the live summary as the run goes; ``placement``
+    is asked for nodes that joined or left.
     """
 
     units_in_flight_per_actor: int
@@ -108,6 +115,7 @@ class DispatchOptions:
     max_error_fraction: float = 1.0
     resumed_from: int = 0
     progress: ProgressFn | None = None
+    placement: Placement | None = None
 
 
 class Dispatcher:
@@ -166,7 +174,9 @@ class Dispatcher:
             if not self.in_flight:
                 if self.exhausted and not self.retry and self.peeked is None:
                     return  # (an actor still restarting is not waited for)
-                if not self.actors:
+                if not self.actors and not (
+                    self.options.placement and self.options.placement.starting
+                ):
                     raise ActorDiedError(
                         "every inference actor died and none could be restarted; "
                         "check the actors' logs (`ray logs`) for the cause, then rerun "
@@ -184,9 +194,25 @@ class Dispatcher:
                 else:
                     self.on_probe_done(ref)
             self.check_suspects()
+            self.watch_cluster()
             if self.options.progress is not None:
                 self.options.progress(self.summary, None)
             self.check_error_budget()
+
+    # -- nodes that come and go --------------------------------------------------------
+
+    def watch_cluster(self) -> None:
+        """Nodes that joined or left (``placement``)."""
+        placement = self.options.placement
+        if placement is None:
+            return
+        change = placement.poll(urgent=bool(self.suspects))
+        for name in change.gone:
+            self.drop_actor(name)
+        for name, actor in change.ready.items():  # compiled: credits from now on
+            self.actors[name], self.load[name] = actor, 0
+        self.options.unit_size.set_actors(len(self.actors))
+        self.summary.node_events.extend(change.events)
 
     # -- the window ------------------------------------------------------------------
 

@@ -8,10 +8,13 @@ scheduling and the failure handling live in ``_dispatch``.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from ._actor import InferenceActor
 from ._collector import OrderedCollector, VideoOutput
 from ._dispatch import Abort, Dispatcher, DispatchOptions
 from ._logs import run_log_level
-from ._placement import actor_openvino_config, actors_for, node_cpus, short_id
+from ._placement import Placement, actor_openvino_config, actors_for, node_cpus, short_id
 from ._plan import Enumeration, TotalCount, VideoPlan, plan_videos
 from ._ray import ray_session
 from ._summary import ProgressFn, RunSummary
@@ -72,42 +75,38 @@ def _video_outputs(config: RunConfig, plan: VideoPlan) -> list[VideoOutput]:
     return outputs
 
 
-def start_actors(ray: Any, config: RunConfig) -> dict[str, Any]:
-    """Inference actors on every alive node with CPUs: ``actors_per_node`` of them
-    (``auto``: from the node's CPUs), each with its share of the node's cores."""
+def spawn_actors(ray: Any, config: RunConfig, node: Mapping[str, Any]) -> dict[str, Any]:
+    """The inference actors of one node (a ``ray.nodes()`` entry), by name:
+    ``actors_per_node`` of them (``auto``: from the node's CPUs), each with its share
+    of the node's cores."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cluster = config.cluster
-    actors: dict[str, Any] = {}
-    remote_cls = ray.remote(InferenceActor)
+    cpus = node_cpus(node)
+    count = actors_for(cluster.actors_per_node, cpus)
+    openvino = actor_openvino_config(config.model.openvino, count, cpus)
+    model = config.model.model_copy(update={"openvino": openvino})
     overlays = config.resolve(config.output.overlays) if config.output.overlays else None
-    for node in ray.nodes():
-        cpus = node_cpus(node)
-        if cpus <= 0:
-            continue
-        count = actors_for(cluster.actors_per_node, cpus)
-        openvino = actor_openvino_config(config.model.openvino, count, cpus)
-        model = config.model.model_copy(update={"openvino": openvino})
-        for k in range(count):
-            name = short_id(node["NodeID"]) + (f"-{k}" if count > 1 else "")
-            actors[name] = remote_cls.options(
-                num_cpus=cluster.cpus_per_actor or cpus / count,
-                max_restarts=cluster.max_actor_restarts,
-                max_task_retries=0,  # the driver re-dispatches, knowing what was lost
-                max_concurrency=cluster.units_in_flight_per_actor + 1,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote(
-                model,
-                config.base_dir,
-                jobs=cluster.jobs_per_actor,  # None: the engine's default for its cores
-                max_image_pixels=config.input.max_image_pixels,
-                max_file_bytes=config.input.max_file_bytes,
-                overlays_dir=overlays,
-                node=name,
-                log_level=run_log_level(),
-            )
-    if not actors:
-        raise ActorDiedError("no alive Ray node with CPUs to place an inference actor on")
+    remote_cls = ray.remote(InferenceActor)
+    actors: dict[str, Any] = {}
+    for k in range(count):
+        name = short_id(node["NodeID"]) + (f"-{k}" if count > 1 else "")
+        actors[name] = remote_cls.options(
+            num_cpus=cluster.cpus_per_actor or cpus / count,
+            max_restarts=cluster.max_actor_restarts,
+            max_task_retries=0,  # the driver re-dispatches, knowing what was lost
+            max_concurrency=cluster.units_in_flight_per_actor + 1,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+        ).remote(
+            model,
+            config.base_dir,
+            jobs=cluster.jobs_per_actor,  # None: the engine's default for its cores
+            max_image_pixels=config.input.max_image_pixels,
+            max_file_bytes=config.input.max_file_bytes,
+            overlays_dir=overlays,
+            node=name,
+            log_level=run_log_level(),
+        )
     return actors
 
 
@@ -204,12 +203,17 @@ def run(
 def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> RunSummary:
     started = time.perf_counter()
     plan = plan_videos(config)
-    with ray_session(config.cluster.address, dashboard=config.cluster.dashboard) as ray:
+    cluster = config.cluster
+    with ray_session(cluster.address, dashboard=cluster.dashboard) as ray:
         collector = start_collector(ray, config, plan)
-        actors: dict[str, Any] = {}
+        count = TotalCount(config, plan)
+        placement = Placement(
+            ray, functools.partial(spawn_actors, ray, config), max_nodes=cluster.max_nodes
+        )
         try:
-            actors = start_actors(ray, config)
-            cluster = config.cluster
+            actors = placement.start()
+            if not actors:
+                raise ActorDiedError("no alive Ray node with CPUs to place an inference actor on")
             size = UnitSize(
                 cluster.items_per_unit,
                 actors=len(actors),
@@ -217,7 +221,7 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                 window_items=cluster.reorder_buffer_items,
             )
             enumeration = Enumeration(config, plan, resume_from, size)
-            count = TotalCount(config, plan).start()
+            count.start()
             options = DispatchOptions(
                 units_in_flight_per_actor=cluster.units_in_flight_per_actor,
                 reorder_buffer_items=cluster.reorder_buffer_items,
@@ -225,18 +229,21 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                 max_error_fraction=cluster.max_error_fraction,
                 resumed_from=resume_from,
                 progress=_with_total(progress, count),
+                placement=placement,
             )
             dispatcher = Dispatcher(ray, collector, actors, iter(enumeration), options)
+            summary = dispatcher.summary
+            summary.node_events.extend(placement.take_events())
             try:
-                summary = dispatcher.run()
+                dispatcher.run()
             except Abort:
                 dispatcher.collector_call(collector.flush.remote())  # a rerun resumes after it
-                summary = dispatcher.summary
                 summary.elapsed_s = time.perf_counter() - started
                 summary.finished = True
                 return summary
             except KeyboardInterrupt:
                 raise RunInterrupted(_commit_what_is_in_order(ray, collector)) from None
+            summary.node_events.extend(placement.finish().events)
             assert enumeration.total is not None
             total = summary.total = enumeration.total
             summary.elapsed_s = time.perf_counter() - started
@@ -246,13 +253,14 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                 "items_per_s": summary.items_per_s,
                 "items_per_unit": size.value,
                 "nodes": summary.nodes,
+                "node_events": [dataclasses.asdict(e) for e in summary.node_events],
                 "resumed_from": resume_from,
             }
             summary.manifest = dispatcher.collector_call(collector.finish.remote(total, stats))
             summary.finished = True
         finally:
-            for actor in [*actors.values(), collector]:
-                ray.kill(actor, no_restart=True)
+            placement.close()
+            ray.kill(collector, no_restart=True)
     if progress is not None:
         progress(summary, total)
     return summary

@@ -26,6 +26,8 @@ class Progress:
 
     A terminal gets a bar redrawn in place; anything else a line every
     ``LINE_INTERVAL_S``. Once the total is known both show done/total and an ETA.
+    Nodes joining and leaving get a line each when they happen; the count of
+    nodes shows once it is more than one.
     """
 
     def __init__(self, stream: TextIO = sys.stderr, mode: str = "auto") -> None:
@@ -36,10 +38,12 @@ class Progress:
         self.started = time.monotonic()
         self.last = 0.0
         self.recent: deque[tuple[float, int]] = deque()  # (time, items done) of late calls
+        self.events_shown = 0
 
     def __call__(self, summary: RunSummary, total: int | None) -> None:
         if self.mode == "off":
             return
+        self._news(summary)
         now = time.monotonic()
         final = summary.finished
         interval = BAR_INTERVAL_S if self.mode == "bar" else LINE_INTERVAL_S
@@ -59,11 +63,27 @@ class Progress:
                 f"[{bar}] {done}/{left}  {rate:.1f} items/s  ETA {_duration(eta)}  "
                 f"{summary.errors} errors"
             )
+        nodes = summary.node_count - summary.left
+        if nodes > 1 or summary.joined or summary.left:
+            text += f"  {nodes} nodes"
         if self.mode == "bar":
             self.stream.write("\r" + text.ljust(100)[:100] + ("\n" if final else ""))
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def _news(self, summary: RunSummary) -> None:
+        """A line for each node that joined or left since the last call."""
+        lines = []
+        for event in summary.node_events[self.events_shown :]:
+            if event.event != "started":
+                lines.append(f"node {event.node} {event.event}: {event.actors} actor(s)")
+        self.events_shown = len(summary.node_events)
+        if not lines:
+            return
+        lead = "\r" + " " * 100 + "\r" if self.mode == "bar" else ""
+        self.stream.write(lead + "\n".join(lines) + "\n")
+        self.last = 0.0  # redraw the bar (or a line) at once
 
     def _rate(self, now: float, done: int) -> float:
         """Items/s over the last ``RATE_WINDOW_S`` (start-up left out once past it)."""

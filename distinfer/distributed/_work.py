@@ -158,11 +158,18 @@ class UnitSize:
     ) -> None:
         self.fixed = setting if isinstance(setting, int) else None
         self.value = self.fixed or AUTO_MIN_ITEMS
+        self.units_in_flight = units_in_flight
+        self.window_items = window_items
+        self.set_actors(actors)
+        self.acks: deque[tuple[float, int]] = deque()
+
+    def set_actors(self, actors: int) -> None:
+        """The number of actors working now (nodes join and leave)."""
         self.actors = max(1, actors)
         self.ceiling = max(
-            AUTO_MIN_ITEMS, min(AUTO_MAX_ITEMS, window_items // (self.actors * units_in_flight))
+            AUTO_MIN_ITEMS,
+            min(AUTO_MAX_ITEMS, self.window_items // (self.actors * self.units_in_flight)),
         )
-        self.acks: deque[tuple[float, int]] = deque()
 
     def observe(self, now: float, processed: int) -> None:
         """Note that ``processed`` items were done by ``now`` (seconds, monotonic)."""

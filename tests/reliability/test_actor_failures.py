@@ -116,7 +116,8 @@ NODE_REMOVAL = textwrap.dedent("""
 
     summary = run(RunConfig.load(sys.argv[1]), progress=remove_the_worker_node)
     print(json.dumps({"removed": removed, "nodes": summary.nodes, "total": summary.total,
-                      "errors": summary.errors}))
+                      "errors": summary.errors,
+                      "events": [(e.node, e.event) for e in summary.node_events]}))
     ray.shutdown()
     cluster.shutdown()
 """)
@@ -161,3 +162,4 @@ def test_a_removed_node_hands_its_work_to_the_surviving_node(
     assert [r["index"] for r in rows] == list(range(160))
     assert report["errors"] == 0
     assert read_rows(tmp_path / "results") == clean_rows
+    assert [e for e in report["events"] if e[1] == "left"] == [[report["removed"][0], "left"]]
