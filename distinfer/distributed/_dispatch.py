@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ActorDiedError, DistinferError, WorkerError
+from ._autoscale import Demand
 from ._logs import WorkerLogs
 from ._rows import ResultBatch, describe, error_row
 from ._summary import ProgressFn, RunSummary
@@ -202,17 +203,25 @@ class Dispatcher:
     # -- nodes that come and go --------------------------------------------------------
 
     def watch_cluster(self) -> None:
-        """Nodes that joined or left (``placement``)."""
+        """Nodes that joined or left (``placement``), told the demand for more."""
         placement = self.options.placement
         if placement is None:
             return
-        change = placement.poll(urgent=bool(self.suspects))
+        demand = Demand(self.summary.processed, self.saturated())
+        change = placement.poll(demand, urgent=bool(self.suspects))
         for name in change.gone:
             self.drop_actor(name)
         for name, actor in change.ready.items():  # compiled: credits from now on
             self.actors[name], self.load[name] = actor, 0
         self.options.unit_size.set_actors(len(self.actors))
         self.summary.node_events.extend(change.events)
+
+    def saturated(self) -> bool:
+        """Every actor holds all the units it may, and more work waits."""
+        limit = self.options.units_in_flight_per_actor
+        if any(self.load[n] < limit for n in self.actors if n not in self.suspects):
+            return False
+        return bool(self.retry) or self.peeked is not None or not self.exhausted
 
     # -- the window ------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from .._config import RunConfig
 from .._errors import ActorDiedError, ConfigError
 from ..sinks._parquet import output_lock, prepare_output
 from ._actor import InferenceActor
+from ._autoscale import ScaleRequests, request_resources
 from ._collector import OrderedCollector, VideoOutput
 from ._dispatch import Abort, Dispatcher, DispatchOptions
 from ._logs import run_log_level
@@ -207,8 +208,20 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
     with ray_session(cluster.address, dashboard=cluster.dashboard) as ray:
         collector = start_collector(ray, config, plan)
         count = TotalCount(config, plan)
+        scale = None
+        if cluster.address is not None:  # an embedded Ray has no autoscaler to ask
+            scale = ScaleRequests(
+                request_resources,
+                max_nodes=cluster.max_nodes,
+                remaining=lambda done: (
+                    None if count.total is None else count.total - resume_from - done
+                ),
+            )
         placement = Placement(
-            ray, functools.partial(spawn_actors, ray, config), max_nodes=cluster.max_nodes
+            ray,
+            functools.partial(spawn_actors, ray, config),
+            max_nodes=cluster.max_nodes,
+            scale=scale,
         )
         try:
             actors = placement.start()
@@ -259,6 +272,8 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
             summary.manifest = dispatcher.collector_call(collector.finish.remote(total, stats))
             summary.finished = True
         finally:
+            if scale is not None:
+                scale.release()
             placement.close()
             ray.kill(collector, no_restart=True)
     if progress is not None:

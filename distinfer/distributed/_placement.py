@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._autoscale import Demand, ScaleRequests
 from ._summary import NodeEvent, NodeEventKind
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,8 @@ class Placement:
     """The run's actors, node by node; see the module docstring.
 
     ``spawn`` starts the actors of one node; ``max_nodes`` caps the nodes in use at
-    once (None: all).
+    once (None: all). ``scale`` (runs attached to a cluster) is told the demand at
+    each poll of the nodes.
 
     >>> placement = Placement(ray, spawn, max_nodes=None)   # doctest: +SKIP
     >>> actors = placement.start()          # every alive node now  # doctest: +SKIP
@@ -141,6 +143,7 @@ class Placement:
         spawn: Spawn,
         *,
         max_nodes: int | None,
+        scale: ScaleRequests | None = None,
         poll_interval_s: float = NODE_POLL_INTERVAL_S,
         start_timeout_s: float = ACTOR_START_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
@@ -148,6 +151,7 @@ class Placement:
         self.ray = ray
         self.spawn = spawn
         self.max_nodes = max_nodes
+        self.scale = scale
         self.poll_interval_s = poll_interval_s
         self.start_timeout_s = start_timeout_s
         self.clock = clock
@@ -155,6 +159,7 @@ class Placement:
         self.next_poll = self.started_at + poll_interval_s
         self.last_read = self.started_at
         self.in_use: dict[str, list[str]] = {}  # node id -> its actors' names
+        self.cpus: dict[str, float] = {}  # node id -> its CPUs, for nodes in use
         self.joining: dict[str, _Joining] = {}  # node id -> actors still starting
         self.passed_over: set[str] = set()  # nodes that left, or whose actors failed
         self.actors: dict[str, Any] = {}  # every actor started, for ``close``
@@ -174,7 +179,7 @@ class Placement:
             self._event(node["NodeID"], "started", len(actors))
         return started
 
-    def poll(self, *, urgent: bool = False) -> Change:
+    def poll(self, demand: Demand | None = None, *, urgent: bool = False) -> Change:
         """Call from the dispatch loop: cheap except every ``poll_interval_s``, or
         every ``URGENT_POLL_INTERVAL_S`` while ``urgent`` (an actor was lost: its
         node may be gone)."""
@@ -185,6 +190,8 @@ class Placement:
         interval = min(self.poll_interval_s, URGENT_POLL_INTERVAL_S) if urgent else None
         if now >= self.next_poll or (interval and now >= self.last_read + interval):
             self._read_nodes(change, now)
+            if self.scale is not None and demand is not None:
+                self.scale.update(self.node_count, self.largest_node_cpus, demand)
         change.events = self.take_events()
         return change
 
@@ -209,6 +216,10 @@ class Placement:
     def node_count(self) -> int:
         return len(self.in_use)
 
+    @property
+    def largest_node_cpus(self) -> float:
+        return max(self.cpus.values(), default=0.0)
+
     def close(self) -> None:
         """End every actor this placement started (those still starting too)."""
         for actor in self.actors.values():
@@ -228,6 +239,7 @@ class Placement:
     def _spawn(self, node: Mapping[str, Any]) -> dict[str, Any]:
         actors = self.spawn(node)
         self.actors.update(actors)
+        self.cpus[node["NodeID"]] = node_cpus(node)
         return actors
 
     def _read_nodes(self, change: Change, now: float, *, join: bool = True) -> None:
@@ -258,6 +270,7 @@ class Placement:
 
     def _left(self, node_id: str, change: Change) -> None:
         names = self.in_use.pop(node_id)
+        self.cpus.pop(node_id, None)
         self.passed_over.add(node_id)
         joining = self.joining.pop(node_id, None)
         if joining is not None:
@@ -293,6 +306,7 @@ class Placement:
                     self._event(node_id, "joined", len(joining.ready))
                 else:  # nothing started there: leave the node alone from now on
                     self.in_use.pop(node_id, None)
+                    self.cpus.pop(node_id, None)
                     self.passed_over.add(node_id)
 
     def _give_up(self, joining: _Joining, why: str) -> None:
