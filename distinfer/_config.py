@@ -113,6 +113,8 @@ class ClusterConfig(_Section):
     max_error_fraction: float = Field(default=1.0, ge=0, le=1)
     max_actor_restarts: int = Field(default=1, ge=0)
     dashboard: bool = False
+    metrics: bool = False
+    metrics_port: int | None = Field(default=None, gt=0, lt=65536)
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
 
     @field_validator("address")

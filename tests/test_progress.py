@@ -55,3 +55,12 @@ def test_nodes_joining_and_leaving_get_a_line_each_and_the_count_shows() -> None
     assert lines[1] == "node bbbbbbbbbbbb joined: 2 actor(s)" and lines[2].endswith("2 nodes")
     assert lines[3] == "node aaaaaaaaaaaa left: 1 actor(s)" and lines[4].endswith("1 nodes")
     assert summary.describe_nodes() == "2 (1 joined, 1 left)"
+
+
+def test_the_metrics_endpoints_are_shown_once() -> None:
+    out = io.StringIO()
+    progress = Progress(out, mode="lines")
+    summary = RunSummary(metrics_endpoints=["http://127.0.0.1:9464/metrics"])
+    progress(summary, None)
+    progress(summary, None)
+    assert out.getvalue().count("metrics: http://127.0.0.1:9464/metrics") == 1

@@ -26,6 +26,7 @@ from ..engine._engine import Engine, Image, Outcome
 from ..engine._overlay import draw_prediction
 from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 from ._logs import LogForwarder
+from ._metrics import ActorMetrics
 from ._rows import ResultBatch, describe, error_row, result_row, warm_up
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
 
@@ -65,8 +66,13 @@ class InferenceActor:
         overlays_dir: str | None,
         node: str,
         log_level: int = logging.WARNING,
+        metrics_run: str | None = None,
     ) -> None:
         self.logs = LogForwarder.install(log_level)
+        # ``cluster.metrics``: counters and latencies tagged with the run and the node
+        self.metrics = (
+            ActorMetrics(run=metrics_run, node=_node_id()) if metrics_run is not None else None
+        )
         # Imports that the first unit would otherwise pay for, on a thread of their
         # own while OpenVINO compiles (it releases the GIL).
         warming = threading.Thread(target=_warm_up, name="distinfer-warm-up", daemon=True)
@@ -80,6 +86,7 @@ class InferenceActor:
             cache_dir=model.cache_dir,
             max_image_pixels=max_image_pixels,
             batch=model.batch,
+            on_stage=self.metrics.stage if self.metrics is not None else None,
         ).start()
         self.max_file_bytes = max_file_bytes
         self.overlays_dir = Path(overlays_dir) if overlays_dir else None
@@ -122,6 +129,8 @@ class InferenceActor:
         # instance (max_task_retries=-1); the epoch it answers with tells the driver.
         epoch, committed_until = ray.get(collector.add.remote(batch))
         errors = batch.errors()
+        if self.metrics is not None:
+            self.metrics.unit_done(len(batch), len(errors))
         return UnitDone(
             unit_id=unit.unit_id,
             node=self.node,
@@ -225,6 +234,13 @@ class InferenceActor:
         for number in range(unit.segment.start_frame, unit.segment.end_frame):
             if number not in seen:
                 collect(error_row(unit.base_index + number, unit.source, number, reason, self.node))
+
+
+def _node_id() -> str:
+    """This node's id as actor names show it (its first 12 hex digits)."""
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())[:12]
 
 
 def _warm_up() -> None:

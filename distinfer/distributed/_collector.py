@@ -29,6 +29,7 @@ from ..engine._prediction import RESULT_SCHEMA, Prediction
 from ..sinks import VideoSink
 from ..sinks._parquet import ParquetSink
 from ..sources import probe, read_segment, whole_video
+from ._metrics import CollectorMetrics, RunGauges
 from ._rows import ResultBatch, warm_up
 from ._work import CollectorStatus
 
@@ -137,6 +138,7 @@ class OrderedCollector:
         self.duplicates = 0
         self.max_buffered = 0  # rows
         self._last_commit = time.monotonic()
+        self._metrics: CollectorMetrics | None = None  # made by the first ``report``
         self.video = _VideoWriter(videos, max_queued_rows=256) if videos else None
         self.first_image_index = max((v.base_index + v.frame_count for v in videos), default=0)
         if self.video is not None and self.next_index > 0:
@@ -233,6 +235,14 @@ class OrderedCollector:
             buffered=self.buffered_rows,
             max_buffered=self.max_buffered,
             duplicates=self.duplicates,
+        )
+
+    def report(self, run: str, gauges: RunGauges) -> None:
+        """Export the run's gauges and this collector's own (``cluster.metrics``)."""
+        if self._metrics is None:
+            self._metrics = CollectorMetrics(run)
+        self._metrics.update(
+            gauges, committed=self.sink.committed_until, buffered_rows=self.buffered_rows
         )
 
     def finish(self, total: int, stats: Mapping[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from ._summary import ProgressFn, RunSummary
 from ._work import CollectorStatus, ErrorItem, ImageUnit, UnitDone, UnitSize, WorkItem, WorkUnit
 
 if TYPE_CHECKING:
+    from ._metrics import MetricsReporter
     from ._placement import Placement
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class DispatchOptions:
 
     ``unit_size`` is told how fast items are done (``items_per_unit: auto``);
     ``progress`` is called with the live summary as the run goes; ``placement``
-    is asked for nodes that joined or left.
+    is asked for nodes that joined or left; ``metrics`` is told the run's gauges.
     """
 
     units_in_flight_per_actor: int
@@ -117,6 +118,7 @@ class DispatchOptions:
     resumed_from: int = 0
     progress: ProgressFn | None = None
     placement: Placement | None = None
+    metrics: MetricsReporter | None = None
 
 
 class Dispatcher:
@@ -203,18 +205,19 @@ class Dispatcher:
     # -- nodes that come and go --------------------------------------------------------
 
     def watch_cluster(self) -> None:
-        """Nodes that joined or left (``placement``), told the demand for more."""
-        placement = self.options.placement
-        if placement is None:
-            return
-        demand = Demand(self.summary.processed, self.saturated())
-        change = placement.poll(demand, urgent=bool(self.suspects))
-        for name in change.gone:
-            self.drop_actor(name)
-        for name, actor in change.ready.items():  # compiled: credits from now on
-            self.actors[name], self.load[name] = actor, 0
-        self.options.unit_size.set_actors(len(self.actors))
-        self.summary.node_events.extend(change.events)
+        """Nodes that joined or left (``placement``); the run's gauges (``metrics``)."""
+        placement, metrics = self.options.placement, self.options.metrics
+        if placement is not None:
+            demand = Demand(self.summary.processed, self.saturated())
+            change = placement.poll(demand, urgent=bool(self.suspects))
+            for name in change.gone:
+                self.drop_actor(name)
+            for name, actor in change.ready.items():  # compiled: credits from now on
+                self.actors[name], self.load[name] = actor, 0
+            self.options.unit_size.set_actors(len(self.actors))
+            self.summary.node_events.extend(change.events)
+        if metrics is not None:
+            metrics.tick(self.summary, units_in_flight=len(self.in_flight), actors=len(self.actors))
 
     def saturated(self) -> bool:
         """Every actor holds all the units it may, and more work waits."""

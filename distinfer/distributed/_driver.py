@@ -26,9 +26,10 @@ from ._autoscale import ScaleRequests, request_resources
 from ._collector import OrderedCollector, VideoOutput
 from ._dispatch import Abort, Dispatcher, DispatchOptions
 from ._logs import run_log_level
+from ._metrics import MetricsReporter
 from ._placement import Placement, actor_openvino_config, actors_for, node_cpus, short_id
 from ._plan import Enumeration, TotalCount, VideoPlan, plan_videos
-from ._ray import ray_session
+from ._ray import metrics_endpoints, ray_session
 from ._summary import ProgressFn, RunSummary
 from ._work import UnitSize
 
@@ -76,10 +77,12 @@ def _video_outputs(config: RunConfig, plan: VideoPlan) -> list[VideoOutput]:
     return outputs
 
 
-def spawn_actors(ray: Any, config: RunConfig, node: Mapping[str, Any]) -> dict[str, Any]:
+def spawn_actors(
+    ray: Any, config: RunConfig, node: Mapping[str, Any], *, metrics_run: str | None = None
+) -> dict[str, Any]:
     """The inference actors of one node (a ``ray.nodes()`` entry), by name:
     ``actors_per_node`` of them (``auto``: from the node's CPUs), each with its share
-    of the node's cores."""
+    of the node's cores. ``metrics_run``: the run's tag, when they record metrics."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cluster = config.cluster
@@ -107,6 +110,7 @@ def spawn_actors(ray: Any, config: RunConfig, node: Mapping[str, Any]) -> dict[s
             overlays_dir=overlays,
             node=name,
             log_level=run_log_level(),
+            metrics_run=metrics_run,
         )
     return actors
 
@@ -205,7 +209,12 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
     started = time.perf_counter()
     plan = plan_videos(config)
     cluster = config.cluster
-    with ray_session(cluster.address, dashboard=cluster.dashboard) as ray:
+    with ray_session(
+        cluster.address,
+        dashboard=cluster.dashboard,
+        metrics=cluster.metrics,
+        metrics_port=cluster.metrics_port,
+    ) as ray:
         collector = start_collector(ray, config, plan)
         count = TotalCount(config, plan)
         scale = None
@@ -217,9 +226,10 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                     None if count.total is None else count.total - resume_from - done
                 ),
             )
+        run_tag = fingerprint(config) if cluster.metrics else None
         placement = Placement(
             ray,
-            functools.partial(spawn_actors, ray, config),
+            functools.partial(spawn_actors, ray, config, metrics_run=run_tag),
             max_nodes=cluster.max_nodes,
             scale=scale,
         )
@@ -243,10 +253,13 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
                 resumed_from=resume_from,
                 progress=_with_total(progress, count),
                 placement=placement,
+                metrics=MetricsReporter(collector, run_tag) if run_tag is not None else None,
             )
             dispatcher = Dispatcher(ray, collector, actors, iter(enumeration), options)
             summary = dispatcher.summary
             summary.node_events.extend(placement.take_events())
+            if cluster.metrics:
+                summary.metrics_endpoints = metrics_endpoints(ray)
             try:
                 dispatcher.run()
             except Abort:

@@ -26,8 +26,8 @@ class Progress:
 
     A terminal gets a bar redrawn in place; anything else a line every
     ``LINE_INTERVAL_S``. Once the total is known both show done/total and an ETA.
-    Nodes joining and leaving get a line each when they happen; the count of
-    nodes shows once it is more than one.
+    Nodes joining and leaving, and where the metrics are served, get a line
+    each when they happen; the count of nodes shows once it is more than one.
     """
 
     def __init__(self, stream: TextIO = sys.stderr, mode: str = "auto") -> None:
@@ -39,6 +39,7 @@ class Progress:
         self.last = 0.0
         self.recent: deque[tuple[float, int]] = deque()  # (time, items done) of late calls
         self.events_shown = 0
+        self.endpoints_shown = False
 
     def __call__(self, summary: RunSummary, total: int | None) -> None:
         if self.mode == "off":
@@ -73,8 +74,12 @@ class Progress:
         self.stream.flush()
 
     def _news(self, summary: RunSummary) -> None:
-        """A line for each node that joined or left since the last call."""
+        """A line for each node that joined or left since the last call, and one
+        for the metrics endpoints, the first time they are known."""
         lines = []
+        if summary.metrics_endpoints and not self.endpoints_shown:
+            self.endpoints_shown = True
+            lines.append("metrics: " + " ".join(summary.metrics_endpoints))
         for event in summary.node_events[self.events_shown :]:
             if event.event != "started":
                 lines.append(f"node {event.node} {event.event}: {event.actors} actor(s)")

@@ -34,15 +34,46 @@ def use_loopback() -> None:
         os.environ.setdefault(key, value)
 
 
+#: Ray's own switch for metrics export; when a user sets it, distinfer leaves it be.
+METRICS_SWITCH = "RAY_enable_metrics_collection"
+
+
+def embedded_options(*, metrics: bool, metrics_port: int | None) -> dict[str, Any]:
+    """``ray.init`` options of an embedded instance for ``cluster.metrics``.
+
+    Ray's metrics agent opens a Prometheus endpoint on every node, and Ray's
+    processes export to it; an embedded run asks for neither unless
+    ``cluster.metrics`` is on (or ``RAY_enable_metrics_collection`` says so): no
+    port opened that nobody reads, and less of Ray's CPU per item. On, the
+    endpoint is on 127.0.0.1 like every other port of the embedded instance.
+
+    >>> embedded_options(metrics=True, metrics_port=9464)
+    {'_metrics_export_port': 9464}
+    """
+    if metrics:
+        return {"_metrics_export_port": metrics_port} if metrics_port is not None else {}
+    if METRICS_SWITCH in os.environ:
+        return {}
+    return {"_system_config": {"enable_metrics_collection": False}}
+
+
 @contextmanager
-def ray_session(address: str | None, *, dashboard: bool = False) -> Iterator[Any]:
+def ray_session(
+    address: str | None,
+    *,
+    dashboard: bool = False,
+    metrics: bool = False,
+    metrics_port: int | None = None,
+) -> Iterator[Any]:
     """Yield the ``ray`` module connected to a cluster.
 
     ``address=None`` starts an embedded local instance (``address="local"``,
     never attaching to a stale cluster from Ray's temp dir), on loopback, with
-    the dashboard off unless asked for; it is shut down on exit. Any other
-    address (``"auto"``, ``"ray://head:10001"``) attaches. A session that is
-    already initialised (tests, a Ray job's driver) is used as it is.
+    the dashboard off unless asked for, and the metrics endpoint only with
+    ``metrics`` (see ``embedded_options``); it is shut down on exit. Any other
+    address (``"auto"``, ``"ray://head:10001"``) attaches: the cluster's own
+    settings decide where its metrics go. A session that is already initialised
+    (tests, a Ray job's driver) is used as it is.
     """
     if address is None:
         use_loopback()
@@ -59,6 +90,7 @@ def ray_session(address: str | None, *, dashboard: bool = False) -> Iterator[Any
             logging_level=logging.WARNING,
             log_to_driver=False,
             configure_logging=False,
+            **embedded_options(metrics=metrics, metrics_port=metrics_port),
         )
     else:
         _attach(ray, address)
@@ -66,6 +98,18 @@ def ray_session(address: str | None, *, dashboard: bool = False) -> Iterator[Any
         yield ray
     finally:
         ray.shutdown()
+
+
+def metrics_endpoints(ray: Any) -> list[str]:
+    """Where each alive node serves its Prometheus metrics (none: metrics are off)."""
+    endpoints = []
+    for node in ray.nodes():
+        port = node.get("MetricsExportPort") or 0
+        if node.get("Alive") and port > 0:
+            host = node["NodeManagerAddress"]
+            host = f"[{host}]" if ":" in host else host
+            endpoints.append(f"http://{host}:{port}/metrics")
+    return endpoints
 
 
 def _host_port(address: str) -> tuple[str, int] | None:

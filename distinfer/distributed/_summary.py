@@ -44,6 +44,7 @@ class RunSummary:
     items_per_unit: int = 0  # images per unit at the end (``items_per_unit: auto`` adapts)
     finished: bool = False  # the run has ended (every item done, or aborted)
     node_events: list[NodeEvent] = field(default_factory=list)
+    metrics_endpoints: list[str] = field(default_factory=list)  # with ``cluster.metrics``
 
     @property
     def items_per_s(self) -> float:

@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,9 @@ Outcome = Prediction | BaseException
 Completion = Callable[[Outcome, np.ndarray | None], None]
 #: ``done(outcomes, pixels)``: the same, one entry per item of a batch.
 BatchCompletion = Callable[[list[Outcome], list[np.ndarray | None]], None]
+#: ``on_stage(stage, seconds)``: how long one call of a stage took (``decode``, or a
+#: model stage's ``infer``, all its inputs together); on the calling thread.
+StageTimer = Callable[[str, float], None]
 
 
 def available_cores() -> int:
@@ -234,6 +238,9 @@ class Engine:
     ``latency=True`` is for one item at a time (``Deployment.infer``): the
     LATENCY hint (one request spans all cores), blocking requests run on the
     calling thread, one request per stage unless ``jobs`` says otherwise.
+
+    ``on_stage`` is told the duration of every decode and stage call (the
+    distributed run's latency metrics).
     """
 
     def __init__(
@@ -248,12 +255,14 @@ class Engine:
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         latency: bool = False,
         batch: int | None = None,
+        on_stage: StageTimer | None = None,
     ) -> None:
         if jobs is not None and jobs < 0:
             raise ValueError(f"jobs must be >= 0 (0: OpenVINO's optimal number), got {jobs}")
         if batch is not None and batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self.batch = batch
+        self.on_stage = on_stage
         #: Inputs per request of the stages that batch (known once started).
         self.batch_sizes: dict[str, int] = {}
         self.task = task
@@ -404,7 +413,12 @@ class Engine:
         target = self._stages.get(stage)
         if target is None:
             target = self._first_use(stage)
-        return target.run(inputs)
+        if self.on_stage is None:
+            return target.run(inputs)
+        start = time.perf_counter()
+        outputs = target.run(inputs)
+        self.on_stage(stage, time.perf_counter() - start)
+        return outputs
 
     def predict(self, image: Image) -> Prediction:
         """Run one item on the calling thread (thread-safe). Raises ``InputError``."""
@@ -500,9 +514,13 @@ class Engine:
     def decode(self, image: Image) -> tuple[np.ndarray, tuple[int, int]]:
         """RGB pixels (validated, or decoded from bytes) and the source (width, height)."""
         if isinstance(image, bytes | bytearray | memoryview):
-            return decode_image(
+            start = time.perf_counter()
+            decoded = decode_image(
                 bytes(image), max_pixels=self.max_image_pixels, reduce=self.task.decode_scale
             )
+            if self.on_stage is not None:
+                self.on_stage("decode", time.perf_counter() - start)
+            return decoded
         if isinstance(image, np.ndarray) or image is None:
             pixels = as_rgb_array(image)
             return pixels, (pixels.shape[1], pixels.shape[0])

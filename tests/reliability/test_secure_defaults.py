@@ -92,6 +92,12 @@ def test_the_embedded_ray_listens_on_loopback_only_with_token_auth_and_no_job_ap
     # (with cluster.dashboard: true it answers 401 here, as every API does without the token)
     heads = {s.port for s in sockets if "dashboard/dashboard.py" in tree[s.pid]}
     assert {answers[port] for port in heads} <= {"metrics", "not http"}, answers
+    # cluster.metrics is off: no node's agent serves metrics (the endpoint that would carry
+    # distinfer's series). Ray's head processes serve their own, on fixed ports (autoscaler
+    # 44217, dashboard head 44227), on loopback: Ray has no switch for those.
+    owners = {s.port: tree[s.pid] for s in sockets}
+    serving = [owners[port] for port, answer in answers.items() if answer == "metrics"]
+    assert [cmd for cmd in serving if "autoscaler" not in cmd and "dashboard.py" not in cmd] == []
     assert auth_modes == {"token"}  # distinfer asks for it; no RAY_* in the CLI's environment
 
 
