@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -94,32 +95,46 @@ def demo_data(folder: str, pages: int, frames: int) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 @set_option
 @click.option("--overwrite", is_flag=True, help="Replace a finished or different output.")
-def run(config: str, overrides: tuple[str, ...], overwrite: bool) -> None:
+@click.option(
+    "--stats-json",
+    type=click.Path(dir_okay=False),
+    help="Write the run's summary to this file as JSON (also when it fails).",
+)
+def run(config: str, overrides: tuple[str, ...], overwrite: bool, stats_json: str | None) -> None:
     """Run the job described by CONFIG (embedded local Ray, or cluster.address)."""
     from .distributed._driver import run as run_job
     from .distributed._progress import Progress
 
     cfg = _load(config, overrides)
     out = cfg.resolve(cfg.output.parquet)
+    if stats_json is not None and not Path(stats_json).resolve().parent.is_dir():
+        click.echo(f"error: --stats-json: the folder of {stats_json} does not exist", err=True)
+        sys.exit(EXIT_CONFIG)
+
+    def fail(code: int, message: str, **facts: object) -> NoReturn:
+        click.echo(message, err=True)
+        if stats_json is not None:
+            _write_stats(stats_json, {"finished": False, "error": message, **facts})
+        sys.exit(code)
+
     try:
         summary = run_job(cfg, overwrite=overwrite, progress=Progress(mode=cfg.cluster.progress))
     except KeyboardInterrupt as exc:
         committed = getattr(exc, "committed_until", None)
         done = f"{committed} items committed" if committed is not None else "what was committed"
-        click.echo(
+        fail(
+            EXIT_INTERRUPTED,
             f"\ninterrupted: {done} in {out} stays; rerun the same command to resume from there",
-            err=True,
+            committed_until=committed,
         )
-        sys.exit(EXIT_INTERRUPTED)
     except ModelError as exc:
-        click.echo(f"error: model: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        fail(EXIT_CONFIG, f"error: model: {exc}")
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        fail(EXIT_CONFIG, f"error: {exc}")
     except DistinferError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ITEMS_FAILED)
+        fail(EXIT_ITEMS_FAILED, f"error: {exc}")
+    if stats_json is not None:
+        _write_stats(stats_json, {**summary.to_dict(), "results": out})
     if summary.aborted:
         click.echo(
             f"aborted: {summary.aborted}; output so far in {out} (rerun to resume)", err=True
@@ -135,6 +150,15 @@ def run(config: str, overrides: tuple[str, ...], overwrite: bool) -> None:
     for sample in summary.error_samples[:5]:
         click.echo(f"  error: {sample}", err=True)
     sys.exit(EXIT_ITEMS_FAILED if summary.errors else EXIT_OK)
+
+
+def _write_stats(path: str, data: dict[str, Any]) -> None:
+    from .distributed._summary import write_json
+
+    try:
+        write_json(path, data)
+    except OSError as exc:
+        click.echo(f"error: cannot write {path}: {exc.strerror or exc}", err=True)
 
 
 @main.command()

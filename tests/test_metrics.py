@@ -4,6 +4,7 @@ endpoint (embedded Ray: on 127.0.0.1 only), while it runs."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 import subprocess
@@ -74,11 +75,12 @@ def test_a_run_with_metrics_serves_distinfers_series_on_loopback(tmp_path: Path)
             "progress": "lines",
         },
     )
+    stats = tmp_path / "stats.json"
     # Ray's own setting: actors push their metrics every 0.5 s instead of every 10 s.
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_metrics_report_interval_ms"] = "500"
     child = subprocess.Popen(
-        [sys.executable, "-m", "distinfer", "run", str(config)],
+        [sys.executable, "-m", "distinfer", "run", str(config), "--stats-json", str(stats)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -106,3 +108,4 @@ def test_a_run_with_metrics_serves_distinfers_series_on_loopback(tmp_path: Path)
     assert stages >= {"decode"} and len(stages) >= 2  # decoding and the model's stage
     endpoint = f"http://127.0.0.1:{port}/metrics"
     assert f"metrics: {endpoint}" in err
+    assert json.loads(stats.read_text())["metrics_endpoints"] == [endpoint]

@@ -6,6 +6,7 @@ one Ray at a time, so the job runs in a subprocess attached to the cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def test_a_node_that_joins_mid_run_gets_an_actor_and_work(tmp_path: Path) -> Non
     from ray.cluster_utils import Cluster
 
     write_images(tmp_path / "imgs", 3000)  # about 20 s on one node of this machine
+    stats = tmp_path / "stats.json"
     config = write_job(
         tmp_path,
         input={"images": str(tmp_path / "imgs")},
@@ -79,7 +81,8 @@ def test_a_node_that_joins_mid_run_gets_an_actor_and_work(tmp_path: Path) -> Non
     lines: list[tuple[float, str]] = []  # (when, stderr line) of the job
     try:
         cluster.wait_for_nodes()
-        command = ["run", str(config), "--set", f"cluster.address={cluster.address}"]
+        command = ["run", str(config), "--stats-json", str(stats)]
+        command += ["--set", f"cluster.address={cluster.address}"]
         child = subprocess.Popen(
             [sys.executable, "-m", "distinfer", *command],
             stdout=subprocess.PIPE,
@@ -112,4 +115,7 @@ def test_a_node_that_joins_mid_run_gets_an_actor_and_work(tmp_path: Path) -> Non
     assert len({r["node"] for r in rows}) == 2
     joined = [t for t, line in lines if line.startswith("node ") and " joined: " in line]
     assert len(joined) == 1 and joined[0] - added < 30  # Ray sees it, a poll, an actor start
+    summary = json.loads(stats.read_text())
+    assert (summary["node_count"], summary["nodes_joined"], summary["nodes_left"]) == (2, 1, 0)
+    assert [e["event"] for e in summary["node_events"]] == ["started", "joined"]
     assert "nodes: 2 (1 joined)" in out

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 NodeEventKind = Literal["started", "joined", "left"]
@@ -72,6 +77,41 @@ class RunSummary:
         """
         changes = [f"{n} {what}" for n, what in ((self.joined, "joined"), (self.left, "left")) if n]
         return f"{self.node_count}" + (f" ({', '.join(changes)})" if changes else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (``distinfer run --stats-json``); no manifest."""
+        return {
+            "finished": self.finished,
+            "total": self.total,
+            "processed": self.processed,
+            "errors": self.errors,
+            "resumed_from": self.resumed_from,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "items_per_s": round(self.items_per_s, 3),
+            "aborted": self.aborted,
+            "items_per_unit": self.items_per_unit,
+            "node_count": self.node_count,
+            "nodes_joined": self.joined,
+            "nodes_left": self.left,
+            "nodes": self.nodes,
+            "node_events": [dataclasses.asdict(e) for e in self.node_events],
+            "error_samples": self.error_samples,
+            "metrics_endpoints": self.metrics_endpoints,
+        }
+
+
+def write_json(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` to ``path`` as JSON, whole or not at all (temporary file, rename)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 #: Called as the run goes with the live summary and the total (None until it is known).

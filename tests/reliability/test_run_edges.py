@@ -35,8 +35,12 @@ def test_a_cluster_that_is_not_there_is_named_with_its_key_and_no_traceback(
     # No cluster recorded there (the suite's own Ray runs, but was not `ray start`ed).
     env = {**cli.env(), "RAY_TMPDIR": str(tmp_path / "ray")}
     (tmp_path / "ray").mkdir()
+    stats = tmp_path / "stats.json"
+    stats.write_text('{"finished": true, "note": "an earlier run\'s"}')
     done = subprocess.run(
-        cli.command("run", str(config), "--set", f"cluster.address={address}"),
+        cli.command(
+            "run", str(config), "--set", f"cluster.address={address}", "--stats-json", str(stats)
+        ),
         env=env,
         capture_output=True,
         text=True,
@@ -45,6 +49,26 @@ def test_a_cluster_that_is_not_there_is_named_with_its_key_and_no_traceback(
     assert done.returncode == 2, done.stderr[-2000:]
     assert "cluster.address" in done.stderr and "Traceback" not in done.stderr
     assert ("no running Ray cluster" if address == "auto" else "nothing answers") in done.stderr
+    written = json.loads(stats.read_text())  # the earlier run's file does not stand
+    assert written["finished"] is False and "cluster.address" in written["error"]
+
+
+def test_stats_json_holds_the_summary_of_an_aborted_run(tmp_path: Path, cli: Any) -> None:
+    write_images(tmp_path / "imgs", 40)
+    for i in range(30):  # most inputs are not images: the error budget runs out
+        (tmp_path / "imgs" / f"bad{i:02d}.png").write_bytes(b"not a PNG")
+    config = write_job(
+        tmp_path, input={"images": str(tmp_path / "imgs")}, cluster={"max_error_fraction": 0.2}
+    )
+    stats = tmp_path / "stats.json"
+    done = cli.run("run", str(config), "--stats-json", str(stats), timeout_s=120)
+    assert done.returncode == 1 and "aborted" in done.stderr, done.stderr[-2000:]
+    summary = json.loads(stats.read_text())
+    assert summary["finished"] is True and "max_error_fraction" in summary["aborted"]
+    assert summary["errors"] > 0.2 * summary["processed"] and summary["error_samples"]
+    assert summary["node_count"] == 1 and summary["node_events"][0]["event"] == "started"
+    assert summary["results"] == str(tmp_path / "results")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".stats")] == []
 
 
 def committed_until(results: Path) -> int:
