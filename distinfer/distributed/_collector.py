@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from ..engine._overlay import draw_prediction
-from ..engine._prediction import RESULT_SCHEMA, Prediction
+from ..engine._prediction import Prediction
 from ..sinks import VideoSink
 from ..sinks._parquet import ParquetSink
 from ..sources import probe, read_segment, whole_video
@@ -148,7 +147,7 @@ class OrderedCollector:
         for part in self.sink.manifest["parts"]:
             if part["first"] >= self.first_image_index:
                 break  # videos come first; the rest are images
-            table = pq.read_table(self.sink.folder / part["file"], schema=RESULT_SCHEMA)
+            table = self.sink.read_part(part)
             for row in table.to_pylist():
                 if row["frame"] is not None:
                     self.video.feed(row)

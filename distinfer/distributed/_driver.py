@@ -18,7 +18,8 @@ from typing import Any
 
 from .._config import RunConfig
 from .._errors import ActorDiedError, ConfigError
-from ..sinks._parquet import output_lock, prepare_output
+from ..sinks._parquet import prepare_output
+from ..storage import output_lock, resolve_location
 from ._actor import InferenceActor
 from ._collector import OrderedCollector, VideoOutput
 from ._dispatch import Abort, Dispatcher, DispatchOptions
@@ -219,7 +220,7 @@ def run(
     config.model.build_task(config.base_dir)  # a bad model fails here, before Ray starts
     create_output_folders(config)
     results = config.resolve(config.output.parquet)
-    with output_lock(results):  # a second run into the same folder fails here
+    with output_lock(resolve_location(results)):  # a second run into it fails here
         return _run(
             config, prepare_output(results, fingerprint(config), overwrite=overwrite), progress
         )

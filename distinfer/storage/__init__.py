@@ -26,7 +26,7 @@ from .._errors import (
 from ._filesystem import DEFAULT_BLOCK_SIZE, FileSystem, ObjectInfo, ReadStats
 from ._local import LocalFileSystem
 from ._location import Location, resolve_location
-from ._lock import Lease, output_lock
+from ._lock import Lease, LockFence, output_lock
 from ._object import ObjectFileSystem
 from ._options import StorageOptions
 from ._reader import RangedReader
@@ -37,6 +37,7 @@ __all__ = [
     "Lease",
     "LocalFileSystem",
     "Location",
+    "LockFence",
     "ObjectFileSystem",
     "ObjectInfo",
     "ObjectSizeError",
