@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _jobs import colour_of, labels_of, write_images, write_job, write_video
+from _jobs import colour_of, job_config, labels_of, write_images, write_job, write_video
 
-from distinfer import read_results
+from distinfer import ConfigError, RunConfig, read_results
+from distinfer.distributed._reach import check_nodes_reach, local_paths
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +60,34 @@ def test_every_node_gets_work_and_output_is_complete_and_ordered(
     nodes = {r["node"] for r in rows}
     assert len(nodes) == 2, nodes
     assert all(r["error"] is None for r in rows)
+
+
+def test_a_node_that_cannot_see_a_local_path_stops_the_run_naming_it(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "imgs", 1)
+    config = RunConfig.parse(
+        job_config(
+            tmp_path,
+            input={"images": [str(tmp_path / "imgs"), str(tmp_path / "only-on-the-driver/*.png")]},
+            output={"overlays": str(tmp_path / "overlays")},
+        )
+    )
+    assert [key for key, _ in local_paths(config.locations)] == [
+        "model.path",
+        "input.images[0]",
+        "input.images[1]",
+        "output.parquet",  # its _lock, which the driver creates before this check
+        "output.overlays",
+    ]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "_lock").touch()
+    (tmp_path / "overlays").mkdir()
+    with pytest.raises(ConfigError) as info:  # the glob's folder exists on no node here
+        check_nodes_reach(ray_session, config.locations)
+    node = ray_session.get_runtime_context().get_node_id()[:12]
+    assert info.value.key == "input.images[1]"
+    assert f"node {node} " in str(info.value) and "only-on-the-driver" in str(info.value)
+    assert "use a URI every node can reach" in str(info.value)
+    (tmp_path / "only-on-the-driver").mkdir()
+    check_nodes_reach(ray_session, config.locations)  # every path seen: no error

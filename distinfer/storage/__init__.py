@@ -27,9 +27,11 @@ from ._filesystem import DEFAULT_BLOCK_SIZE, FileSystem, ObjectInfo, ReadStats
 from ._local import LocalFileSystem
 from ._location import Location, resolve_location
 from ._lock import Lease, LockFence, output_lock
+from ._models import fetch_model
 from ._object import ObjectFileSystem
 from ._options import StorageOptions
 from ._reader import RangedReader
+from ._staging import staged
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -49,6 +51,8 @@ __all__ = [
     "StorageOptions",
     "StorageUnavailableError",
     "UnsupportedLocationError",
+    "fetch_model",
     "output_lock",
     "resolve_location",
+    "staged",
 ]
