@@ -1,4 +1,5 @@
-"""Several Ray nodes on one machine (ray.cluster_utils.Cluster): every node works.
+"""Several Ray nodes on one machine (ray.cluster_utils.Cluster): every node works, on
+local paths every node sees and on S3 alone.
 
 The suite's shared Ray session lives in this process, and a process talks to
 one Ray at a time, so the job runs in a subprocess attached to the cluster.
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 from _jobs import colour_of, job_config, labels_of, write_images, write_job, write_video
+from _s3 import Bucket
+from _s3_jobs import write_config, write_inputs
 
 from distinfer import ConfigError, RunConfig, read_results
 from distinfer.distributed._reach import check_nodes_reach, local_paths
@@ -31,14 +34,16 @@ def two_nodes() -> Iterator[Any]:
     cluster.shutdown()
 
 
-def run_cli(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+def run_cli(
+    path: Path, *args: str, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "distinfer", "run", str(path), *args],
         capture_output=True,
         text=True,
         timeout=240,
-        env=env,
+        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **env},
+        cwd=cwd,
     )
 
 
@@ -60,6 +65,30 @@ def test_every_node_gets_work_and_output_is_complete_and_ordered(
     nodes = {r["node"] for r in rows}
     assert len(nodes) == 2, nodes
     assert all(r["error"] is None for r in rows)
+
+
+def test_two_nodes_read_and_write_only_s3_and_both_do_work(
+    two_nodes: Any, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    inputs = write_inputs(tmp_path / "files", s3_bucket)
+    out = s3_bucket.uri("two-nodes")
+    job = inputs.job(
+        "s3",
+        out,
+        output={"overlays": f"{out}/overlays/"},
+        cluster={"address": two_nodes.address, "items_per_unit": 2, "units_in_flight_per_actor": 2},
+    )
+    config = write_config(tmp_path / "job", job)
+    (tmp_path / "cwd").mkdir()
+    done = run_cli(config, cwd=tmp_path / "cwd", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    assert done.returncode == 1, done.stderr[-3000:]  # the list names one missing object
+    rows = read_results(inputs.location(f"{out}/results")).to_pylist()
+    assert [r["index"] for r in rows] == list(range(49))
+    assert labels_of(rows[:20]) == [colour_of(i) for i in range(20)]
+    assert [r["source"].rsplit("/", 1)[-1] for r in rows if r["error"]] == ["gone.png"]
+    assert len({r["node"] for r in rows}) == 2  # both nodes read from S3 and did work
+    assert len(inputs.keys("two-nodes/overlays/")) == 28  # written by the actors of both
+    assert list((tmp_path / "cwd").iterdir()) == []
 
 
 def test_a_node_that_cannot_see_a_local_path_stops_the_run_naming_it(
