@@ -22,7 +22,7 @@ from .._config import RunConfig
 from .._errors import ActorDiedError, ConfigError, StorageAccessError
 from .._locations import check_access
 from ..sinks._parquet import prepare_output
-from ..storage import Location, output_lock
+from ..storage import output_lock
 from ._actor import InferenceActor
 from ._collector import OrderedCollector, VideoOutput
 from ._dispatch import Abort, Dispatcher, DispatchOptions
@@ -71,16 +71,10 @@ def _video_outputs(config: RunConfig, plan: VideoPlan) -> list[VideoOutput]:
         out = (
             target
             if len(good) == 1
-            else target.parent.join(
-                f"{_stem(target)}-{n:03d}-{_stem(video.location)}{target.suffix}"
-            )
+            else target.parent.join(f"{target.stem}-{n:03d}-{video.location.stem}{target.suffix}")
         )
         outputs.append(VideoOutput(video.location, out, video.base_index, video.info.frame_count))
     return outputs
-
-
-def _stem(location: Location) -> str:
-    return location.name.removesuffix(location.suffix) if location.suffix else location.name
 
 
 def actor_openvino_config(

@@ -43,8 +43,8 @@ class Location:
     >>> loc = resolve_location("s3://photos/2024/", base_dir="/tmp")
     >>> loc.uri, loc.path, loc.is_prefix
     ('s3://photos/2024/', '2024/', True)
-    >>> str(loc.join("a.jpg")), loc.join("a.jpg").suffix
-    ('s3://photos/2024/a.jpg', '.jpg')
+    >>> str(loc.join("a.jpg")), loc.join("a.jpg").suffix, loc.join("a.tar.gz").stem
+    ('s3://photos/2024/a.jpg', '.jpg', 'a.tar')
     """
 
     fs: FileSystem
@@ -88,6 +88,12 @@ class Location:
         name = self.name
         dot = name.rfind(".")
         return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+    @property
+    def stem(self) -> str:
+        """The name without its last extension (``a.tar`` for ``a.tar.gz``)."""
+        suffix = self.suffix
+        return self.name[: -len(suffix)] if suffix else self.name
 
     @property
     def parent(self) -> Location:

@@ -85,7 +85,7 @@ def _objects(location: Location) -> tuple[list[tuple[str, ObjectInfo]], str]:
 
 
 def _companions(location: Location) -> list[tuple[str, ObjectInfo]]:
-    stem = location.name[: -len(location.suffix)] if location.suffix else location.name
+    stem = location.stem
     required, optional = COMPANIONS.get(location.suffix.lower(), ((), ()))
     found = []
     for suffix in (*required, *optional):
