@@ -167,3 +167,13 @@ def test_the_storage_section_takes_no_secret_and_never_echoes_one() -> None:
         RunConfig.parse({**GOOD, "storage": {"retry_timeout_s": 900}})
     options = RunConfig.parse({**GOOD, "storage": {"anonymous": True}}).storage.options()
     assert options.anonymous and options.lock_expiry_s == 60
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_the_example_job_files_load(path: Path) -> None:
+    config = RunConfig.load(path)  # keys, types, and every location resolved (no network)
+    assert config.locations.parquet is not None
+    if path.name == "s3.yaml":
+        assert {loc.scheme for _, loc in config.locations.all()} == {"s3"}
