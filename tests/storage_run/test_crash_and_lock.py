@@ -18,7 +18,7 @@ from _jobs import colour_of, labels_of, write_images
 from _s3_jobs import Inputs, write_config
 from click.testing import CliRunner
 
-from distinfer import RunConfig, read_results, run
+from distinfer import OutputError, RunConfig, read_results, run
 from distinfer._main import main
 from distinfer.storage import output_lock
 
@@ -39,16 +39,23 @@ def etags(inputs: Inputs, prefix: str) -> dict[str, str]:
     return {o["Key"].removeprefix(prefix): o["ETag"] for o in listed}
 
 
+@pytest.fixture(scope="module")
+def many(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``TOTAL`` images under one prefix: a run long enough to be interrupted."""
+    folder = tmp_path_factory.mktemp("many")
+    for path in write_images(folder, TOTAL):
+        inputs.bucket.put(f"many/{path.relative_to(folder)}", path.read_bytes())
+    return f"{inputs.root('s3')}/many/"
+
+
 def test_a_killed_driver_is_resumed_exactly_once_by_the_same_command(
-    inputs: Inputs, ray_session: Any, cli: Any, processes: Any, tmp_path: Path
+    inputs: Inputs, many: str, ray_session: Any, cli: Any, processes: Any, tmp_path: Path
 ) -> None:
-    for path in write_images(tmp_path / "many", TOTAL):
-        inputs.bucket.put(f"many/{path.relative_to(tmp_path / 'many')}", path.read_bytes())
     root = inputs.root("s3")
     job = inputs.job(
         "s3",
         f"{root}/crash",
-        input={"images": [f"{root}/many/"], "videos": []},
+        input={"images": [many], "videos": []},
         output={"rows_per_part": 10},
         cluster={"items_per_unit": 2},
     )
@@ -123,3 +130,29 @@ def test_a_lock_nobody_renews_is_taken_over(
     assert summary.total == 4 and summary.errors == 0
     assert any("took the output lock over" in r.message for r in caplog.records)
     assert "stale/results/_lock" not in inputs.keys("stale/")  # released at the end
+
+
+def test_a_run_whose_lock_was_taken_over_stops_before_writing_again(
+    inputs: Inputs, many: str, ray_session: Any
+) -> None:
+    root = inputs.root("s3")
+    job = inputs.job(
+        "s3",
+        f"{root}/taken",
+        input={"images": [many], "videos": []},
+        output={"rows_per_part": 8},
+        cluster={"items_per_unit": 2, "units_in_flight_per_actor": 1},
+    )
+    taken: list[int] = []
+
+    def take_the_lock(summary: Any, total: int | None) -> None:
+        if not taken and committed_until(inputs, "taken/results/_manifest.json") >= 8:
+            record = {"format": "distinfer-lock", "host": "elsewhere", "pid": 7, "token": "x"}
+            inputs.bucket.put("taken/results/_lock", json.dumps(record).encode())
+            taken.append(committed_until(inputs, "taken/results/_manifest.json"))
+
+    with pytest.raises(OutputError, match=r"no longer holds its output lock \(pid 7 on elsewhere"):
+        run(RunConfig.parse(job), progress=take_the_lock)
+    manifest = json.loads(inputs.get("taken/results/_manifest.json"))
+    assert not manifest["finished"] and manifest["committed_until"] == taken[0]  # not one more
+    assert json.loads(inputs.get("taken/results/_lock"))["token"] == "x"  # theirs, untouched
