@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ._errors import ConfigError, StorageError, UnsupportedLocationError
 from .sources._glob import has_magic, split
-from .storage import Location, StorageOptions, resolve_location
+from .storage import Location, StorageOptions, lookup, resolve_location
 
 
 @dataclass(frozen=True)
@@ -127,11 +127,5 @@ def check_access(locations: Locations) -> None:
 
 def _names_something(location: Location) -> bool:
     """An object of that name, or objects below it (one HEAD, one page of a listing)."""
-    fs, path = location.fs, location.path
-    if not location.is_prefix:
-        try:
-            fs.info(path)
-            return True
-        except FileNotFoundError:
-            pass
-    return next(iter(fs.list(path)), None) is not None
+    info, below = lookup(location)
+    return info is not None or next(below, None) is not None

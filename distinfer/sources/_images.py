@@ -53,7 +53,7 @@ from distinfer.sources._refs import (
     _is_image_name,
     _stat_regular,
 )
-from distinfer.storage import FileSystem, LocalFileSystem, Location, StorageOptions
+from distinfer.storage import FileSystem, LocalFileSystem, Location, StorageOptions, lookup
 from distinfer.storage import resolve_location as _resolve
 
 logger = logging.getLogger(__name__)
@@ -145,14 +145,9 @@ def _iter_remote(
     fs, key = location.fs, location.path
     if has_magic(key):
         return _iter_glob(fs, key)
-    if not location.is_prefix:
-        try:
-            fs.info(key)  # one HEAD: an object of that name, or else a prefix
-        except FileNotFoundError:
-            pass
-        else:
-            return _iter_file(fs, key, max_inline_bytes, options)
-    infos = fs.list(key)
+    info, infos = lookup(location)  # an object of that name, or else a prefix
+    if info is not None:
+        return _iter_file(fs, key, max_inline_bytes, options)
     first = next(infos, None)  # one LIST page, now: a name that matches nothing fails here
     if first is None and not location.is_prefix:
         raise InputError(

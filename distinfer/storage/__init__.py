@@ -25,7 +25,7 @@ from .._errors import (
 )
 from ._filesystem import DEFAULT_BLOCK_SIZE, FileSystem, ObjectInfo, ReadStats
 from ._local import LocalFileSystem
-from ._location import Location, resolve_location
+from ._location import Location, lookup, resolve_location
 from ._lock import Lease, LockFence, output_lock
 from ._models import fetch_model
 from ._object import ObjectFileSystem
@@ -52,6 +52,7 @@ __all__ = [
     "StorageUnavailableError",
     "UnsupportedLocationError",
     "fetch_model",
+    "lookup",
     "output_lock",
     "resolve_location",
     "staged",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from .._errors import UnsupportedLocationError
-from ._filesystem import FileSystem
+from ._filesystem import FileSystem, ObjectInfo
 from ._local import LocalFileSystem
 from ._object import object_filesystem
 from ._options import StorageOptions
@@ -114,6 +115,21 @@ class Location:
 
     def __str__(self) -> str:
         return self.uri
+
+
+def lookup(location: Location) -> tuple[ObjectInfo | None, Iterator[ObjectInfo]]:
+    """What ``location`` names: one object (its info, and an empty listing), or the
+    objects below it (``None``, and a lazy listing). One HEAD, unless the location is
+    written as a folder (a trailing ``/``); the listing asks for nothing until iterated.
+
+    >>> info, below = lookup(resolve_location("s3://scans/pages"))  # doctest: +SKIP
+    """
+    if not location.is_prefix:
+        try:
+            return location.fs.info(location.path), iter(())
+        except (FileNotFoundError, IsADirectoryError):
+            pass
+    return None, location.fs.list(location.path)
 
 
 def resolve_location(

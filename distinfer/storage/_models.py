@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .._errors import ModelError
 from ._filesystem import ObjectInfo
-from ._location import Location
+from ._location import Location, lookup
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +68,12 @@ def fetch_model(location: Location) -> Path:
 
 def _objects(location: Location) -> tuple[list[tuple[str, ObjectInfo]], str]:
     """``([(name in the copy, object)], name of the model file or "" for a folder)``."""
-    fs, key = location.fs, location.path
-    if not location.is_prefix:
-        try:
-            main = fs.info(key)
-        except FileNotFoundError:
-            pass
-        else:
-            return [(location.name, main), *_companions(location)], location.name
-    prefix = key.strip("/")
+    main, below = lookup(location)
+    if main is not None:
+        return [(location.name, main), *_companions(location)], location.name
+    prefix = location.path.strip("/")
     cut = len(prefix) + 1 if prefix else 0
-    listed = [(info.path[cut:], info) for info in fs.list(prefix)]
+    listed = [(info.path[cut:], info) for info in below]
     if not listed:
         raise ModelError(f"{location.uri}: no model there (no object, and none below it)")
     return listed, ""
