@@ -38,6 +38,7 @@ from . import (
     load,
     memory,
     raydata,
+    storage,
 )
 from ._proc import cpu_model
 
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "actors-per-node": actors_per_node,
     "load": load,
     "engine-probe": engine_probe,
+    "storage": storage,
 }
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"

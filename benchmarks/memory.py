@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, report: Report, workdir: Path, say: Echo) -> N
     for n in sizes:
         folder = workdir / f"tiny-{n}"
         started = time.perf_counter()
-        _tiny_images(folder, n)
+        tiny_images(folder, n)
         say(f"memory: {n} images written in {time.perf_counter() - started:.1f} s; running ...")
         child = _run_child(folder, workdir / f"mem-out-{n}", "ppocr-cls", args.overrides)
         report.add("memory", f"memory_driver_mb_{n}", child["driver_mb"], "MB peak RSS, driver")
@@ -110,7 +110,8 @@ def memory_child(images: Path, out: Path, model: str, overrides: Sequence[str]) 
     }
 
 
-def _tiny_images(folder: Path, count: int) -> None:
+def tiny_images(folder: Path, count: int) -> None:
+    """``count`` 32x32 PNGs of a flat colour and a number, ``tiny_NNNNNN.png``."""
     import cv2
 
     folder.mkdir(parents=True, exist_ok=True)

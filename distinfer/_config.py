@@ -1,26 +1,39 @@
 """``RunConfig``: the YAML job description, validated before anything starts.
 
 Loaded with ``yaml.safe_load`` (no Python object tags), checked by pydantic
-with unknown keys forbidden, then checked against the file system (inputs and
-models exist). Every failure is a ``ConfigError`` naming the key path.
+with unknown keys forbidden; every path or URI in it is resolved once into a
+``Location`` (``config.locations``), then checked against the file system
+(local inputs and models exist). Every failure is a ``ConfigError`` naming the
+key path.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ._errors import ConfigError
+from ._locations import Locations, check_local
 from .models._bundled import BUNDLED_MODELS
+from .storage import StorageOptions
 
 if TYPE_CHECKING:
     from .models import Task
+    from .storage import Location
 
 
 _RAY_ADDRESS = re.compile(r"(ray://)?(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}")
@@ -43,15 +56,16 @@ class ModelConfig(_Section):
     cache_dir: str | None = None
     batch: int | None = Field(default=None, ge=1)
 
-    def build_task(self, base_dir: str | Path = ".") -> Task:
-        """Load the task this section describes (a bundled model, file or folder)."""
+    def build_task(self, location: Location | None = None) -> Task:
+        """Load the task this section describes: a bundled model, or the file or folder
+        at ``location`` (default: ``path`` from the cwd), fetched into this node's
+        model cache first when it is on object storage."""
         from .models import load_folder, task_from_model
+        from .storage import fetch_model, resolve_location
 
         if self.name is not None:
             return task_from_model(self.name, task=self.task, labels=self.labels, **self.options)
-        path = Path(self.path or "").expanduser()
-        if not path.is_absolute():
-            path = Path(base_dir) / path
+        path = fetch_model(location or resolve_location(self.path or "", "."))
         if path.is_dir():
             return load_folder(path)
         return task_from_model(path, task=self.task, labels=self.labels, **self.options)
@@ -97,6 +111,30 @@ class OutputConfig(_Section):
     overlays: str | None = None
     rows_per_part: int = Field(default=5000, gt=0)
     flush_interval_s: float = Field(default=5.0, gt=0)
+
+
+class StorageConfig(_Section):
+    """How to reach object storage (``distinfer.storage.StorageOptions``). No credentials:
+    each node reads its own from its environment, profile files or instance role."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    anonymous: bool = False
+    max_retries: int = Field(default=10, ge=0)
+    retry_timeout_s: float = Field(default=120.0, gt=0, le=300)
+    lock_expiry_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("*")
+    @classmethod
+    def _as_storage_options(cls, value: Any, info: ValidationInfo) -> Any:
+        try:
+            StorageOptions(**{str(info.field_name): value})
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix(f"storage {info.field_name}: ")) from None
+        return value
+
+    def options(self) -> StorageOptions:
+        return StorageOptions(**self.model_dump())
 
 
 class ClusterConfig(_Section):
@@ -159,7 +197,29 @@ class RunConfig(_Section):
     input: InputConfig
     output: OutputConfig
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     base_dir: str = "."  # relative paths in the file are relative to its folder
+    _locations: Locations = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _resolve_locations(self) -> RunConfig:
+        # A ConfigError (naming the key) is no ValueError: pydantic lets it through.
+        self._locations = Locations.resolve(
+            model=self.model.path,
+            images=self.input.images,
+            videos=self.input.videos,
+            parquet=self.output.parquet,
+            video=self.output.video,
+            overlays=self.output.overlays,
+            base_dir=self.base_dir,
+            options=self.storage.options(),
+        )
+        return self
+
+    @property
+    def locations(self) -> Locations:
+        """Every path of the job, resolved once (at load) into a ``Location``."""
+        return self._locations
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
@@ -195,27 +255,9 @@ class RunConfig(_Section):
             data = {"base_dir": str(path.resolve().parent), **data}
         return cls.parse(data, overrides)
 
-    def resolve(self, value: str) -> str:
-        """A path from the config, relative to the config file's folder."""
-        if "://" in value:
-            return value
-        p = Path(value).expanduser()
-        return os.path.normpath(p if p.is_absolute() else Path(self.base_dir) / p)
-
     def check_paths(self) -> None:
-        """Fail early on inputs or models that do not exist (no Ray needed)."""
-        if self.model.path is not None and not Path(self.resolve(self.model.path)).exists():
-            raise ConfigError(
-                f"model file or folder {self.resolve(self.model.path)} does not exist", "model.path"
-            )
-        for section in ("images", "videos"):
-            for i, spec in enumerate(getattr(self.input, section)):
-                path = self.resolve(spec)
-                if not _has_glob(path) and not Path(path).exists():
-                    raise ConfigError(
-                        f"{path} does not exist (give a folder, glob, archive, list or file)",
-                        f"input.{section}[{i}]",
-                    )
+        """Fail early on local inputs or models that do not exist (no Ray, no network)."""
+        check_local(self.locations)
 
 
 def _apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -246,10 +288,18 @@ def _config_error(exc: ValidationError) -> ConfigError:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         first_key = first_key or key
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and key.startswith("storage."):
+            lines.append(
+                f"{key}: unknown key; credentials never go in the job file: each node reads "
+                "its own from its environment (AWS_ACCESS_KEY_ID, ...), profile files or "
+                "instance role (see docs/storage.md)"
+            )
+        elif err["type"] == "extra_forbidden":
             lines.append(
                 f"{key}: unknown key (check the spelling; see the README's config reference)"
             )
+        elif key.startswith("storage"):  # the value is not echoed: it may hold a secret
+            lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
         elif err["type"] == "missing":
             lines.append(f"{key}: required key is missing")
         else:
@@ -258,7 +308,3 @@ def _config_error(exc: ValidationError) -> ConfigError:
     error = ConfigError("\n".join(lines))
     error.key = first_key
     return error
-
-
-def _has_glob(path: str) -> bool:
-    return any(c in path for c in "*?[")

@@ -14,7 +14,13 @@ from typing import Any, NoReturn
 import click
 
 from ._config import RunConfig
-from ._errors import ConfigError, DistinferError, ModelError
+from ._errors import (
+    ConfigError,
+    DistinferError,
+    ModelError,
+    OutputError,
+    StorageUnavailableError,
+)
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -53,9 +59,15 @@ def main(verbose: int) -> None:
 @set_option
 def validate(config: str, overrides: tuple[str, ...]) -> None:
     """Check CONFIG (keys, types, paths, model) without running anything."""
+    from ._locations import check_access
+
     cfg = _load(config, overrides)
     try:
-        cfg.model.build_task(cfg.base_dir)
+        check_access(cfg.locations)  # object storage: one cheap request per location
+        cfg.model.build_task(cfg.locations.model)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
     except ModelError as exc:
         click.echo(f"error: model: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -106,7 +118,7 @@ def run(config: str, overrides: tuple[str, ...], overwrite: bool, stats_json: st
     from .distributed._progress import Progress
 
     cfg = _load(config, overrides)
-    out = cfg.resolve(cfg.output.parquet)
+    out = cfg.locations.parquet.uri
     if stats_json is not None and not Path(stats_json).resolve().parent.is_dir():
         click.echo(f"error: --stats-json: the folder of {stats_json} does not exist", err=True)
         sys.exit(EXIT_CONFIG)
@@ -132,7 +144,7 @@ def run(config: str, overrides: tuple[str, ...], overwrite: bool, stats_json: st
     except ConfigError as exc:
         fail(EXIT_CONFIG, f"error: {exc}")
     except DistinferError as exc:
-        fail(EXIT_ITEMS_FAILED, f"error: {exc}")
+        fail(EXIT_ITEMS_FAILED, f"error: {exc}{_resume_hint(exc)}")
     if stats_json is not None:
         _write_stats(stats_json, {**summary.to_dict(), "results": out})
     if summary.aborted:
@@ -161,6 +173,13 @@ def _write_stats(path: str, data: dict[str, Any]) -> None:
         click.echo(f"error: cannot write {path}: {exc.strerror or exc}", err=True)
 
 
+def _resume_hint(exc: DistinferError) -> str:
+    """What to do after the store stayed away, or the output lock was lost: rerun."""
+    if isinstance(exc, StorageUnavailableError | OutputError) and "rerun" not in str(exc):
+        return "; the run stopped, resumable: rerun the same command to finish it exactly once"
+    return ""
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @set_option
@@ -171,9 +190,17 @@ def submit(
     config: str, overrides: tuple[str, ...], address: str, follow: bool, overwrite: bool
 ) -> None:
     """Run CONFIG as a Ray job on a cluster (token authentication is used as configured)."""
-    from .distributed._submit import submit_job
+    from .distributed._submit import relative_outputs, submit_job
 
     cfg = _load(config, overrides)
+    for key, value in relative_outputs(cfg):
+        click.echo(
+            f"warning: {key}: {value} is a relative local path: on the cluster it lands in "
+            "the job's unpacked working_dir on the node that runs the job's driver, and is "
+            "deleted with the Ray session; use a URI (s3://...) or an absolute path on a "
+            "filesystem the nodes share",
+            err=True,
+        )
     try:
         code = submit_job(
             cfg, Path(config), overrides, address=address, follow=follow, overwrite=overwrite

@@ -41,6 +41,11 @@ class ProxyStats:
     dropped: int = 0
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a connection cut by stop() or by the client: expected here, not news
+
+
 class FaultProxy:
     """Forward HTTP requests to ``upstream``, injecting 503s and dropped answers.
 
@@ -58,7 +63,7 @@ class FaultProxy:
         self.stats = ProxyStats()
         self._lock = threading.Lock()  # handler threads share the counter and the stats
         self._connections: set[socket.socket] = set()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

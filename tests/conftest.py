@@ -1,5 +1,6 @@
 """Shared fixtures: one local Ray session for the whole suite, on loopback; one S3
-server (moto) for the whole suite, on loopback, with a fresh bucket per test."""
+server (moto) for the whole suite, on loopback, with a fresh bucket per test; the
+CLI in a subprocess and the process tree under a test (``_procs``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _procs import Cli, Processes
 from _s3 import DUMMY_CREDENTIALS, Bucket, MotoServer, use_dummy_credentials
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before ray is imported
@@ -51,3 +53,13 @@ def ray_session() -> Iterator[Any]:
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def processes() -> Processes:
+    return Processes()
+
+
+@pytest.fixture(scope="session")
+def cli() -> Cli:
+    return Cli()

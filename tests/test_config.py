@@ -67,7 +67,8 @@ def test_yaml_is_loaded_safely_and_paths_are_relative_to_the_file(tmp_path: Path
     )
     config = RunConfig.load(tmp_path / "job.yaml")
     config.check_paths()
-    assert config.resolve("pages") == str(tmp_path / "pages")
+    assert config.locations.images[0].uri == str(tmp_path / "pages")
+    assert config.locations.parquet.uri == str(tmp_path / "out")
     (tmp_path / "evil.yaml").write_text("model: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         RunConfig.load(tmp_path / "evil.yaml")
@@ -112,3 +113,67 @@ def test_validate_accepts_a_good_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     assert "ok" in result.output
+
+
+def test_every_location_is_resolved_once_at_load_with_the_storage_options(tmp_path: Path) -> None:
+    config = RunConfig.parse(
+        {
+            "model": {"path": "s3://models/det/model.xml"},
+            "input": {"images": ["s3://scans/pages/", "local/*.jpg"], "videos": "gs://cams/a.mp4"},
+            "output": {"parquet": "s3://out/results", "video": "v.mp4", "overlays": "s3://out/o/"},
+            "storage": {"endpoint": "http://127.0.0.1:9000", "region": "eu-west-1"},
+            "base_dir": str(tmp_path),
+        }
+    )
+    where = config.locations
+    assert [loc.uri for loc in where.images] == ["s3://scans/pages/", f"{tmp_path}/local/*.jpg"]
+    assert (where.model and where.model.uri, where.videos[0].scheme) == (
+        "s3://models/det/model.xml",
+        "gs",
+    )
+    assert where.parquet.fs.options.endpoint == "http://127.0.0.1:9000"  # type: ignore[attr-defined]
+    assert where.video is not None and where.video.uri == f"{tmp_path}/v.mp4"
+    assert where.overlays is not None and where.overlays.is_prefix
+    config.check_paths()  # a remote input is checked for access later, not here
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "key", "words"),
+    [
+        ("input", {"images": ["pages", "hdfs://nn/pages"]}, "input.images[1]", "HDFS is not"),
+        ("output", {"parquet": "ftp://host/out"}, "output.parquet", "unsupported scheme"),
+        ("model", {"path": "s3:///m.xml"}, "model.path", "no bucket"),
+    ],
+)
+def test_a_location_that_cannot_be_reached_names_its_key(
+    section: str, value: dict[str, Any], key: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig.parse(with_(section, **value) if section != "model" else {**GOOD, "model": value})
+    assert info.value.key == key and str(info.value).startswith(f"{key}: ")
+    assert words in str(info.value)
+
+
+def test_the_storage_section_takes_no_secret_and_never_echoes_one() -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig.parse({**GOOD, "storage": {"secret_access_key": "hunter2-SECRET"}})
+    assert "credentials never go in the job file" in str(info.value)
+    assert "hunter2-SECRET" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        RunConfig.parse({**GOOD, "storage": {"endpoint": "http://me:hunter2-SECRET@minio:9000"}})
+    assert info.value.key == "storage.endpoint" and "do not belong" in str(info.value)
+    assert "hunter2-SECRET" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"storage.retry_timeout_s: .*less than or equal to 300"):
+        RunConfig.parse({**GOOD, "storage": {"retry_timeout_s": 900}})
+    options = RunConfig.parse({**GOOD, "storage": {"anonymous": True}}).storage.options()
+    assert options.anonymous and options.lock_expiry_s == 60
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_the_example_job_files_load(path: Path) -> None:
+    config = RunConfig.load(path)  # keys, types, and every location resolved (no network)
+    assert config.locations.parquet is not None
+    if path.name == "s3.yaml":
+        assert {loc.scheme for _, loc in config.locations.all()} == {"s3"}

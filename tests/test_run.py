@@ -9,8 +9,8 @@ import pytest
 from _jobs import colour_of, job_config, labels_of, rgb, write_images, write_video
 
 from distinfer import Deployment, OutputError, RunConfig, read_results, run
-from distinfer.sinks._parquet import output_lock
 from distinfer.sources import probe
+from distinfer.storage import output_lock, resolve_location
 
 
 def test_images_are_written_once_in_index_order_like_the_in_process_deployment(
@@ -52,7 +52,10 @@ def test_a_second_run_into_an_output_in_use_fails_at_once(ray_session: Any, tmp_
     write_images(tmp_path / "imgs", 3)
     config = RunConfig.parse(job_config(tmp_path, input={"images": str(tmp_path / "imgs")}))
     busy = pytest.raises(OutputError, match=r"another distinfer run \(pid \d+ on ")
-    with output_lock(tmp_path / "results"), busy:  # as the driver of a run in progress holds it
+    with (
+        output_lock(resolve_location(str(tmp_path / "results"))),
+        busy,
+    ):  # as the driver of a run in progress holds it
         run(config, overwrite=True)
     assert run(config, overwrite=True).total == 3  # free again once that run ends
     assert len(read_results(tmp_path / "results")) == 3

@@ -12,11 +12,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from _jobs import colour_of, labels_of, write_images, write_job
+from click.testing import CliRunner
 
 from distinfer import read_results
+from distinfer._main import main
 
 # A head as cluster.yaml starts one: token authentication on (a head started without
 # RAY_AUTH_MODE=token does not enforce it), distinfer installed (its command on PATH).
@@ -99,3 +102,41 @@ def test_submit_with_a_wrong_token_is_refused_by_the_head(
     assert "Invalid authentication token" in done.stderr, done.stderr
     assert "submitted job" not in done.stdout
     assert not (tmp_path / "results").exists()
+
+
+class RecordingClient:
+    """Stands in for Ray's JobSubmissionClient: keeps what would be sent to the cluster."""
+
+    submitted: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def submit_job(self, **job: Any) -> str:
+        self.submitted.append(job)
+        return "raysubmit_recorded"
+
+
+def test_submit_sends_no_credential_and_warns_of_relative_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray.job_submission
+
+    secret = "SECRET-submit-8Hw2"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", secret + "-token")
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", RecordingClient)
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "job.yaml").write_text(
+        "model: {name: ppocr-det}\ninput: {images: pages}\n"
+        "output: {parquet: out/results, video: s3://bucket/annotated.mp4}\n"
+    )
+    done = CliRunner().invoke(
+        main, ["submit", str(tmp_path / "job.yaml"), "--address", "http://head:8265", "--no-follow"]
+    )
+    assert done.exit_code == 0, done.output
+    (job,) = RecordingClient.submitted
+    assert set(job["runtime_env"]) == {"working_dir", "excludes"}  # no env_vars at all
+    assert secret not in repr(job)
+    assert "warning: output.parquet: out/results is a relative local path" in done.output
+    assert "output.video" not in done.output  # a URI: fine wherever the job runs

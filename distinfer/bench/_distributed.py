@@ -100,8 +100,9 @@ class RunFigures:
         return self.items / self.wall_s
 
 
-def run_config(model: str, images: Path, out: Path, overrides: Sequence[str]) -> Any:
-    """The ``RunConfig`` of a bench run: ``model`` over ``images`` into ``out``, quiet."""
+def run_config(model: str, images: Path | str, out: Path | str, overrides: Sequence[str]) -> Any:
+    """The ``RunConfig`` of a bench run: ``model`` over ``images`` into ``out`` (paths or
+    URIs), quiet."""
     from .._config import RunConfig
     from ..models._bundled import BUNDLED_MODELS
 
@@ -118,7 +119,11 @@ def run_config(model: str, images: Path, out: Path, overrides: Sequence[str]) ->
 
 
 def timed_run(
-    model: str, images: Path, out: Path, overrides: Sequence[str], watch: Watch | None = None
+    model: str,
+    images: Path | str,
+    out: Path | str,
+    overrides: Sequence[str],
+    watch: Watch | None = None,
 ) -> RunFigures:
     """One ``distinfer.run`` of ``model`` over ``images``; every item must succeed.
 

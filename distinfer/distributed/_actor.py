@@ -14,17 +14,18 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
 import numpy as np
 
 from .._config import ModelConfig
-from .._errors import InputError
+from .._errors import InputError, StorageUnavailableError
 from ..engine._engine import Engine, Image, Outcome
 from ..engine._overlay import draw_prediction
 from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
+from ..storage import Location
 from ._logs import LogForwarder
 from ._metrics import ActorMetrics
 from ._rows import ResultBatch, describe, error_row, result_row, warm_up
@@ -34,9 +35,12 @@ logger = logging.getLogger(__name__)
 
 
 class _Countdown:
+    """The items of one unit still in the engine; ``wait`` raises what failed the unit."""
+
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._open = 0
+        self._failure: BaseException | None = None
 
     def add(self) -> None:
         with self._cond:
@@ -47,9 +51,16 @@ class _Countdown:
             self._open -= 1
             self._cond.notify_all()
 
+    def fail(self, exc: BaseException) -> None:
+        """The store is gone (not one item's fault): the unit fails, with no error rows."""
+        with self._cond:
+            self._failure = self._failure or exc
+
     def wait(self) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self._open == 0)
+            if self._failure is not None:
+                raise self._failure
 
 
 class InferenceActor:
@@ -58,12 +69,12 @@ class InferenceActor:
     def __init__(
         self,
         model: ModelConfig,
-        base_dir: str,
+        model_location: Location | None,
         *,
         jobs: int | None,
         max_image_pixels: int,
         max_file_bytes: int,
-        overlays_dir: str | None,
+        overlays: Location | None,
         node: str,
         log_level: int = logging.WARNING,
         metrics_run: str | None = None,
@@ -77,7 +88,7 @@ class InferenceActor:
         # own while OpenVINO compiles (it releases the GIL).
         warming = threading.Thread(target=_warm_up, name="distinfer-warm-up", daemon=True)
         warming.start()
-        task = model.build_task(base_dir)
+        task = model.build_task(model_location)  # fetched once per node when remote
         self.engine = Engine(
             task,
             device=model.device,
@@ -89,7 +100,7 @@ class InferenceActor:
             on_stage=self.metrics.stage if self.metrics is not None else None,
         ).start()
         self.max_file_bytes = max_file_bytes
-        self.overlays_dir = Path(overlays_dir) if overlays_dir else None
+        self.overlays = overlays
         self.node = node
         self.archives = ArchiveCache()
         warming.join()
@@ -150,7 +161,7 @@ class InferenceActor:
         frame: int | None,
         outcome: Outcome,
         pixels: np.ndarray | None,
-        overlay: Path | None,
+        overlay: Location | None,
     ) -> dict[str, Any]:
         """The row of one finished item; its overlay written first, if asked for."""
         if isinstance(outcome, BaseException):
@@ -159,6 +170,8 @@ class InferenceActor:
             if overlay is not None and pixels is not None:
                 _write_overlay(overlay, draw_prediction(pixels, outcome))
             return result_row(index, source, frame, outcome, self.node)
+        except StorageUnavailableError:
+            raise  # the store, not this item: the unit fails (``_Countdown.fail``)
         except BaseException as exc:  # noqa: BLE001 - becomes this item's error row
             return error_row(index, source, frame, describe(exc), self.node)
 
@@ -168,13 +181,15 @@ class InferenceActor:
         index: int,
         source: str,
         frame: int | None,
-        overlay: Path | None,
+        overlay: Location | None,
         collect: Any,
         pending: _Countdown,
     ) -> None:
         def done(outcome: Outcome, pixels: np.ndarray | None) -> None:
             try:
                 collect(self._row(index, source, frame, outcome, pixels, overlay))
+            except StorageUnavailableError as exc:
+                pending.fail(exc)
             finally:
                 pending.done()
 
@@ -187,7 +202,7 @@ class InferenceActor:
         One task per unit rather than per item: for small images the per-item
         overhead (a task, a queue round trip each) would cost more than the model.
         """
-        todo: list[tuple[int, str, Path | None]] = []  # (index, source, overlay)
+        todo: list[tuple[int, str, Location | None]] = []  # (index, source, overlay)
         images: list[Image] = []
         for index, ref in unit.items:
             if ref.error is not None:
@@ -196,9 +211,9 @@ class InferenceActor:
             overlay = None
             try:
                 data = read_bytes(ref, self.max_file_bytes, archives=self.archives)
-                if self.overlays_dir is not None:
+                if self.overlays is not None:
                     name = ref.relpath or Path(ref.path).name
-                    overlay = overlay_path(self.overlays_dir, name, index)
+                    overlay = overlay_path(self.overlays, name, index)
             except InputError as exc:
                 collect(error_row(index, ref.source, None, str(exc), self.node))
                 continue
@@ -213,6 +228,8 @@ class InferenceActor:
                     todo, outcomes, pixels, strict=True
                 ):
                     collect(self._row(index, source, None, outcome, image, overlay))
+            except StorageUnavailableError as exc:
+                pending.fail(exc)
             finally:
                 pending.done()
 
@@ -222,7 +239,7 @@ class InferenceActor:
     def _submit_video(self, unit: VideoUnit, collect: Any, pending: _Countdown) -> None:
         seen: set[int] = set()
         try:
-            for number, frame in read_segment(unit.path, unit.segment):
+            for number, frame in read_segment(unit.location, unit.segment):
                 seen.add(number)
                 self._submit(
                     frame, unit.base_index + number, unit.source, number, None, collect, pending
@@ -249,23 +266,34 @@ def _warm_up() -> None:
     importlib.import_module("distinfer.distributed._collector")
 
 
-def overlay_path(folder: Path, relpath: str, index: int) -> Path:
+def overlay_path(folder: Location, relpath: str, index: int) -> Location:
     """Where the overlay of an input goes: ``<folders>/<stem>-<index>.jpg`` inside ``folder``.
 
     The name comes from the input (an archive member, a list entry): cleaned
     again here so that no source can produce a path outside ``folder``. The
     index keeps names unique (``../x.jpg`` and ``x.jpg`` clean to the same name).
 
-    >>> overlay_path(Path("/out"), "../../etc/x.jpg", 7)
-    PosixPath('/out/etc/x-7.jpg')
+    >>> from distinfer.storage import resolve_location
+    >>> overlay_path(resolve_location("/out"), "../../etc/x.jpg", 7).uri
+    '/out/etc/x-7.jpg'
     """
-    clean = Path(safe_relpath(relpath))
-    return folder / clean.parent / f"{clean.stem}-{index}.jpg"
+    clean = PurePosixPath(safe_relpath(relpath))
+    parent = "" if str(clean.parent) == "." else str(clean.parent)
+    return folder.join(parent, f"{clean.stem}-{index}.jpg")
 
 
-def _write_overlay(path: Path, rgb: np.ndarray) -> None:
+def _write_overlay(location: Location, rgb: np.ndarray) -> None:
+    """One JPEG, written whole (a local rename, or one PUT on object storage)."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"cannot encode overlay image {location.uri}")
+    if not location.is_local:
+        location.fs.write(location.path, data.tobytes())
+        return
+    # Not the filesystem's write, which syncs to disk (12 ms a file measured here, on
+    # the engine's host threads): an overlay need not outlive a power cut.
+    path = Path(location.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.jpg")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write overlay image {path}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.tobytes())
     os.replace(tmp, path)

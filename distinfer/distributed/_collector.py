@@ -17,18 +17,18 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from ..engine._overlay import draw_prediction
-from ..engine._prediction import RESULT_SCHEMA, Prediction
+from ..engine._prediction import Prediction
 from ..sinks import VideoSink
 from ..sinks._parquet import ParquetSink
 from ..sources import probe, read_segment, whole_video
+from ..storage import Location, staged
 from ._metrics import CollectorMetrics, RunGauges
 from ._rows import ResultBatch, warm_up
 from ._work import CollectorStatus
@@ -40,10 +40,13 @@ _END = None
 
 @dataclass(frozen=True)
 class VideoOutput:
-    """Write ``source`` with overlays to ``path``; its frame n has index ``base_index + n``."""
+    """Write ``source`` with overlays to ``target``; its frame n has index ``base_index + n``.
 
-    source: str
-    path: str
+    On object storage the video is encoded to a local temporary file, then uploaded:
+    it appears whole or not at all."""
+
+    source: Location
+    target: Location
     base_index: int
     frame_count: int
 
@@ -51,8 +54,14 @@ class VideoOutput:
 class _VideoWriter:
     """Decodes each source video in order, draws its rows, encodes; on its own thread."""
 
-    def __init__(self, outputs: Sequence[VideoOutput], max_queued_rows: int) -> None:
+    def __init__(
+        self,
+        outputs: Sequence[VideoOutput],
+        max_queued_rows: int,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
         self.outputs = sorted(outputs, key=lambda o: o.base_index)
+        self.fence = fence
         self.rows: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queued_rows)
         self.error: BaseException | None = None
         self.frames_written = 0
@@ -84,7 +93,8 @@ class _VideoWriter:
         info = probe(out.source)
         frames = read_segment(out.source, whole_video(info))
         # the run was cleared to write here (prepare_output); replace an older file
-        with VideoSink(out.path, info.fps, (info.width, info.height), overwrite=True) as sink:
+        size = (info.width, info.height)
+        with staged(out.target) as path, VideoSink(path, info.fps, size, overwrite=True) as sink:
             for _ in range(out.frame_count):
                 row = self.rows.get()
                 if row is _END:
@@ -97,6 +107,8 @@ class _VideoWriter:
                     image = draw_prediction(image, Prediction.from_row(row), copy=False)
                 sink.write(image)
                 self.frames_written += 1
+            if self.fence is not None:
+                self.fence()  # this run still owns the output: the video may be published
 
 
 def _next_frame(frames: Any, number: int) -> np.ndarray | None:
@@ -120,16 +132,19 @@ class OrderedCollector:
 
     def __init__(
         self,
-        parquet_dir: str,
+        parquet: Location | str,
         fingerprint: str,
         *,
         rows_per_part: int,
         flush_interval_s: float,
         videos: Sequence[VideoOutput] = (),
+        fence: Callable[[], None] | None = None,
     ) -> None:
         warm_up()  # now, while the inference actors start, not on the first batch
         self.epoch = uuid.uuid4().hex
-        self.sink = ParquetSink(parquet_dir, fingerprint=fingerprint, rows_per_part=rows_per_part)
+        self.sink = ParquetSink(
+            parquet, fingerprint=fingerprint, rows_per_part=rows_per_part, fence=fence
+        )
         self.flush_interval_s = flush_interval_s
         self.next_index = self.sink.committed_until
         self.buffer: dict[int, ResultBatch] = {}  # by first index
@@ -139,7 +154,7 @@ class OrderedCollector:
         self.max_buffered = 0  # rows
         self._last_commit = time.monotonic()
         self._metrics: CollectorMetrics | None = None  # made by the first ``report``
-        self.video = _VideoWriter(videos, max_queued_rows=256) if videos else None
+        self.video = _VideoWriter(videos, max_queued_rows=256, fence=fence) if videos else None
         self.first_image_index = max((v.base_index + v.frame_count for v in videos), default=0)
         if self.video is not None and self.next_index > 0:
             self._replay_committed_frames()
@@ -150,7 +165,7 @@ class OrderedCollector:
         for part in self.sink.manifest["parts"]:
             if part["first"] >= self.first_image_index:
                 break  # videos come first; the rest are images
-            table = pq.read_table(self.sink.folder / part["file"], schema=RESULT_SCHEMA)
+            table = self.sink.read_part(part)
             for row in table.to_pylist():
                 if row["frame"] is not None:
                     self.video.feed(row)

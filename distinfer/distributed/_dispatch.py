@@ -32,7 +32,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ActorDiedError, DistinferError, WorkerError
+from .._errors import (
+    ActorDiedError,
+    DistinferError,
+    OutputError,
+    StorageUnavailableError,
+    WorkerError,
+)
 from ._autoscale import Demand
 from ._logs import WorkerLogs
 from ._rows import ResultBatch, describe, error_row
@@ -96,6 +102,16 @@ def _failed_rows(unit: WorkUnit, reason: str) -> ResultBatch:
             for n in range(unit.segment.start_frame, unit.segment.end_frame)
         ]
     return ResultBatch.from_rows(rows)
+
+
+def _stops_the_run(exc: Any, ray_task_error: Any) -> DistinferError | None:
+    """The store that stayed away past its retries (``StorageUnavailableError``), or an
+    output that cannot be written (``OutputError``: the collector's, passed on by the
+    actor), inside an actor: the run stops, resumably, instead of retrying the unit."""
+    cause: Any = exc.cause
+    while isinstance(cause, ray_task_error) and getattr(cause, "cause", None) is not None:
+        cause = cause.cause
+    return cause if isinstance(cause, StorageUnavailableError | OutputError) else None
 
 
 class Abort(Exception):
@@ -281,6 +297,9 @@ class Dispatcher:
         try:
             done: UnitDone = self.ray.get(ref)
         except exceptions.RayTaskError as exc:  # raised by our code inside the actor
+            stop = _stops_the_run(exc, exceptions.RayTaskError)
+            if stop is not None:  # not the items' fault: no error rows; a rerun resumes
+                raise stop from None
             logger.warning("unit %d failed on %s: %s", unit.unit_id, name, exc)
             self.reschedule(unit, describe(exc.cause or exc))
             return

@@ -2,25 +2,29 @@
 
 ``run(config)`` is what ``distinfer run`` does. It never touches pixels of
 file inputs: units carry references. Everything that can be checked without
-Ray (configuration, model, output folders) is checked before Ray starts. The
-scheduling and the failure handling live in ``_dispatch``.
+Ray (configuration, access to object storage, model, output folders, the
+output lock) is checked before Ray starts. The scheduling and the failure
+handling live in ``_dispatch``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
 import logging
+import os
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._config import RunConfig
-from .._errors import ActorDiedError, ConfigError
-from ..sinks._parquet import output_lock, prepare_output
+from .._errors import ActorDiedError, ConfigError, StorageAccessError
+from .._locations import check_access
+from ..sinks._parquet import prepare_output
+from ..storage import output_lock
 from ._actor import InferenceActor
 from ._autoscale import ScaleRequests, request_resources
 from ._collector import OrderedCollector, VideoOutput
@@ -30,6 +34,7 @@ from ._metrics import MetricsReporter
 from ._placement import Placement, actor_openvino_config, actors_for, node_cpus, short_id
 from ._plan import Enumeration, TotalCount, VideoPlan, plan_videos
 from ._ray import metrics_endpoints, ray_session
+from ._reach import check_nodes_reach
 from ._summary import ProgressFn, RunSummary
 from ._work import UnitSize
 
@@ -61,9 +66,9 @@ def fingerprint(config: RunConfig) -> str:
 def _video_outputs(config: RunConfig, plan: VideoPlan) -> list[VideoOutput]:
     """Where annotated videos go: ``output.video`` itself for one input video;
     for several, ``<stem>-<n>-<video stem><suffix>`` beside it."""
-    if config.output.video is None:
+    target = config.locations.video
+    if target is None:
         return []
-    target = Path(config.resolve(config.output.video))
     good = plan.readable
     outputs = []
     for n, video in enumerate(good):
@@ -71,9 +76,9 @@ def _video_outputs(config: RunConfig, plan: VideoPlan) -> list[VideoOutput]:
         out = (
             target
             if len(good) == 1
-            else target.with_name(f"{target.stem}-{n:03d}-{Path(video.path).stem}{target.suffix}")
+            else target.parent.join(f"{target.stem}-{n:03d}-{video.location.stem}{target.suffix}")
         )
-        outputs.append(VideoOutput(video.path, str(out), video.base_index, video.info.frame_count))
+        outputs.append(VideoOutput(video.location, out, video.base_index, video.info.frame_count))
     return outputs
 
 
@@ -90,7 +95,6 @@ def spawn_actors(
     count = actors_for(cluster.actors_per_node, cpus)
     openvino = actor_openvino_config(config.model.openvino, count, cpus)
     model = config.model.model_copy(update={"openvino": openvino})
-    overlays = config.resolve(config.output.overlays) if config.output.overlays else None
     remote_cls = ray.remote(InferenceActor)
     actors: dict[str, Any] = {}
     for k in range(count):
@@ -103,11 +107,11 @@ def spawn_actors(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
         ).remote(
             model,
-            config.base_dir,
+            config.locations.model,
             jobs=cluster.jobs_per_actor,  # None: the engine's default for its cores
             max_image_pixels=config.input.max_image_pixels,
             max_file_bytes=config.input.max_file_bytes,
-            overlays_dir=overlays,
+            overlays=config.locations.overlays,
             node=name,
             log_level=run_log_level(),
             metrics_run=metrics_run,
@@ -115,8 +119,13 @@ def spawn_actors(
     return actors
 
 
-def start_collector(ray: Any, config: RunConfig, plan: VideoPlan) -> Any:
-    """The collector, on this node: the output folders are this machine's paths."""
+def start_collector(
+    ray: Any, config: RunConfig, plan: VideoPlan, fence: Callable[[], None] | None = None
+) -> Any:
+    """The collector, on this node (local output paths are this machine's paths).
+
+    ``fence`` (object storage) checks before each part that the run still holds
+    its output lock."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = ray.get_runtime_context().get_node_id()
@@ -129,32 +138,34 @@ def start_collector(ray: Any, config: RunConfig, plan: VideoPlan) -> Any:
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         )
         .remote(
-            config.resolve(config.output.parquet),
+            config.locations.parquet,
             fingerprint(config),
             rows_per_part=config.output.rows_per_part,
             flush_interval_s=config.output.flush_interval_s,
             videos=_video_outputs(config, plan),
+            fence=fence,
         )
     )
 
 
 def create_output_folders(config: RunConfig) -> None:
-    """Create the output folders now, so a path that cannot be used fails before Ray."""
-    output = config.output
+    """Create the local output folders now, so a path that cannot be used fails before
+    Ray (a prefix on object storage needs no creating)."""
+    locations = config.locations
     folders = {
-        "output.parquet": output.parquet,
-        "output.overlays": output.overlays,
-        "output.video": output.video and str(Path(config.resolve(output.video)).parent),
+        "output.parquet": locations.parquet,
+        "output.overlays": locations.overlays,
+        "output.video": locations.video and locations.video.parent,
     }
     for key, folder in folders.items():
-        if folder is None:
+        if folder is None or not folder.is_local:
             continue
-        path = Path(config.resolve(folder))
+        path = folder.path
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create folder {path}: {exc.strerror or exc}", key) from None
-        if not path.is_dir():
+        if not os.path.isdir(path):
             raise ConfigError(f"{path} is not a folder", key)
 
 
@@ -196,16 +207,27 @@ def run(
     0
     """
     config.check_paths()
-    config.model.build_task(config.base_dir)  # a bad model fails here, before Ray starts
+    check_access(config.locations)  # object storage: one cheap request per location
+    # A bad model fails here, before Ray starts (on object storage: fetched to this node).
+    config.model.build_task(config.locations.model)
     create_output_folders(config)
-    results = config.resolve(config.output.parquet)
-    with output_lock(results):  # a second run into the same folder fails here
-        return _run(
-            config, prepare_output(results, fingerprint(config), overwrite=overwrite), progress
-        )
+    results = config.locations.parquet
+    with contextlib.ExitStack() as stack:
+        try:  # a second run into the same output fails here
+            lease = stack.enter_context(output_lock(results))
+        except (PermissionError, StorageAccessError) as exc:
+            raise ConfigError(f"cannot lock {results.uri}: {exc}", "output.parquet") from None
+        resume_from = prepare_output(results, fingerprint(config), overwrite=overwrite)
+        fence = lease.fence.check if lease.fence is not None else None
+        return _run(config, resume_from, progress, fence)
 
 
-def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> RunSummary:
+def _run(
+    config: RunConfig,
+    resume_from: int,
+    progress: ProgressFn | None,
+    fence: Callable[[], None] | None,
+) -> RunSummary:
     started = time.perf_counter()
     plan = plan_videos(config)
     cluster = config.cluster
@@ -215,7 +237,9 @@ def _run(config: RunConfig, resume_from: int, progress: ProgressFn | None) -> Ru
         metrics=cluster.metrics,
         metrics_port=cluster.metrics_port,
     ) as ray:
-        collector = start_collector(ray, config, plan)
+        if cluster.address is not None:
+            check_nodes_reach(ray, config.locations)  # local paths, on every node
+        collector = start_collector(ray, config, plan, fence)
         count = TotalCount(config, plan)
         scale = None
         if cluster.address is not None:  # an embedded Ray has no autoscaler to ask

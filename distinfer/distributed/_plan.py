@@ -7,7 +7,6 @@ goes on, so the first units are processed while a huge listing is still being re
 
 from __future__ import annotations
 
-import glob
 import itertools
 import logging
 import threading
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from .._config import RunConfig
 from .._errors import InputError
 from ..sources import ImageRef, VideoInfo, iter_images, plan_segments, probe
+from ..sources._glob import has_magic, iter_glob
+from ..storage import Location
 from ._work import ErrorItem, ImageUnit, UnitSize, VideoUnit, WorkItem
 
 logger = logging.getLogger(__name__)
@@ -27,14 +28,19 @@ class PlannedVideo:
     """One input video: its frames have indices ``base_index ..``; ``info`` is None when
     the video cannot be read, and then it is one error row at ``base_index``."""
 
-    path: str
+    location: Location
     base_index: int
     info: VideoInfo | None = None
     error: str | None = None
 
     def __post_init__(self) -> None:
         if (self.info is None) == (self.error is None):
-            raise ValueError(f"{self.path}: give exactly one of info or error")
+            raise ValueError(f"{self.source}: give exactly one of info or error")
+
+    @property
+    def source(self) -> str:
+        """The video's path or URI, as rows name it."""
+        return self.location.uri
 
     @property
     def end_index(self) -> int:
@@ -56,26 +62,25 @@ class VideoPlan:
         return tuple(v for v in self.videos if v.info is not None)
 
 
-def video_paths(config: RunConfig) -> list[str]:
-    """The video files of the config, globs expanded (sorted), in config order."""
-    paths: list[str] = []
-    for spec in config.input.videos:
-        spec = config.resolve(spec)
-        if any(c in spec for c in "*?["):
-            paths.extend(sorted(glob.glob(spec, recursive=True)))
+def video_locations(config: RunConfig) -> list[Location]:
+    """The video files of the config, globs expanded (in key order), in config order."""
+    found: list[Location] = []
+    for spec in config.locations.videos:
+        if has_magic(spec.path):
+            found.extend(Location(spec.fs, path) for path, _ in iter_glob(spec.fs, spec.path))
         else:
-            paths.append(spec)
-    return paths
+            found.append(spec)
+    return found
 
 
 def plan_videos(config: RunConfig) -> VideoPlan:
     videos = []
     index = 0
-    for path in video_paths(config):
+    for location in video_locations(config):
         try:
-            video = PlannedVideo(path, index, info=probe(path))
+            video = PlannedVideo(location, index, info=probe(location))
         except InputError as exc:
-            video = PlannedVideo(path, index, error=str(exc))
+            video = PlannedVideo(location, index, error=str(exc))
         videos.append(video)
         index = video.end_index
     return VideoPlan(tuple(videos))
@@ -103,17 +108,26 @@ class Enumeration:
         for video_id, video in enumerate(self.plan.videos):
             if video.info is None:
                 if video.base_index >= resume_from:
-                    yield ErrorItem(video.base_index, video.path, video.error or "")
+                    yield ErrorItem(video.base_index, video.source, video.error or "")
                 continue
             for segment in plan_segments(video.info, config.input.video_segment_frames):
                 if video.base_index + segment.end_frame > resume_from:
                     yield VideoUnit(
-                        next(unit_ids), video.path, video.path, segment, video.base_index, video_id
+                        next(unit_ids),
+                        video.location,
+                        video.source,
+                        segment,
+                        video.base_index,
+                        video_id,
                     )
         index = self.plan.first_image_index
         batch: list[tuple[int, ImageRef]] = []
-        for spec in config.input.images:
-            refs = iter_images(config.resolve(spec), max_inline_bytes=config.input.max_file_bytes)
+        for spec in config.locations.images:
+            refs = iter_images(
+                spec,
+                max_inline_bytes=config.input.max_file_bytes,
+                options=config.storage.options(),
+            )
             for ref in refs:
                 if index >= resume_from:
                     batch.append((index, ref))
@@ -149,9 +163,11 @@ class TotalCount:
     def _count(self, config: RunConfig, plan: VideoPlan) -> None:
         count = plan.first_image_index
         try:
-            for spec in config.input.images:
+            for spec in config.locations.images:
                 refs = iter_images(
-                    config.resolve(spec), max_inline_bytes=config.input.max_file_bytes
+                    spec,
+                    max_inline_bytes=config.input.max_file_bytes,
+                    options=config.storage.options(),
                 )
                 count += sum(1 for _ in refs)
         except Exception:  # the enumeration itself raises it, where it matters

@@ -1,7 +1,11 @@
 """``distinfer submit``: the same job file, run as a Ray job on a cluster.
 
 The config file's folder is the job's working_dir (uploaded by Ray); the
-entrypoint is ``distinfer run`` attached to the cluster (``cluster.address=auto``).
+entrypoint is ``distinfer run`` attached to the cluster (``cluster.address=auto``),
+so relative paths in the file resolve inside that uploaded folder, on the node
+that runs the job's driver (``relative_outputs`` names the outputs that would end
+up there). Nothing else travels: no environment variables, so no credential
+(each node reads its own).
 distinfer itself must be installed on the cluster (cluster.yaml does that).
 Token authentication: the client sends the token Ray finds (``RAY_AUTH_TOKEN``,
 ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) when ``RAY_AUTH_MODE=token``.
@@ -24,6 +28,20 @@ EXCLUDES = [".venv", ".git", "__pycache__", "*.parquet", "*.mp4"]
 #: A head that has just started answers before its job agent is up ("No available
 #: agent to submit job, please try again later"): wait this long for it.
 AGENT_WAIT_S = 60.0
+
+
+def relative_outputs(config: RunConfig) -> list[tuple[str, str]]:
+    """``(key, value)`` of the outputs written as relative local paths."""
+    written = {
+        "output.parquet": config.output.parquet,
+        "output.video": config.output.video,
+        "output.overlays": config.output.overlays,
+    }
+    return [
+        (key, value)
+        for key, value in written.items()
+        if value is not None and "://" not in value and not value.startswith(("/", "~"))
+    ]
 
 
 def entrypoint(config_name: str, overrides: Sequence[str], overwrite: bool) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..sources import ImageRef, VideoSegment
+from ..storage import Location
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class VideoUnit:
     """A run of frames of one video; frame ``n`` of the segment has index ``base_index + n``."""
 
     unit_id: int
-    path: str
+    location: Location
     source: str
     segment: VideoSegment
     base_index: int

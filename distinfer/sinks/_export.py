@@ -34,6 +34,7 @@ import pyarrow.csv as pa_csv
 
 from .._errors import ConfigError, OutputError
 from ..engine._prediction import RESULT_SCHEMA
+from ..storage import Location
 from ._coco import COCO_COLUMNS, write_coco
 from ._reader import ResultsFolder, decimal_floats, open_results
 
@@ -61,7 +62,7 @@ class ExportSummary:
 
 
 def export_results(
-    results: str | Path,
+    results: str | Path | Location,
     format: str,
     output: str | Path,
     *,
@@ -87,9 +88,10 @@ def export_results(
     if output.is_dir():
         raise ConfigError(f"{output} is a folder; give the path of the file to write")
     folder = open_results(results, partial=partial)
-    if folder.folder.resolve() in output.resolve().parents:
+    where = folder.location
+    if where.is_local and Path(where.path).resolve() in output.resolve().parents:
         raise ConfigError(
-            f"{output} is inside the results folder {folder.folder}, which a rerun with "
+            f"{output} is inside the results folder {where.uri}, which a rerun with "
             "--overwrite empties; write the export somewhere else"
         )
     counter = _Counter()

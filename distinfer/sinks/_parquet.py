@@ -1,28 +1,29 @@
 """A Parquet dataset written in index order, one atomic part at a time, with a manifest.
 
-Layout of ``folder``::
+Layout of the output folder (a local folder, or a prefix on object storage)::
 
     part-000000000000-000000004999.parquet   rows with index 0..4999
     part-000000005000-000000009999.parquet
     _manifest.json                           committed_until, parts, counts, stats
-    _lock                                    held (flock) by the driver of the run
+    _lock                                    held by the driver of the run
 
-A part is written to a hidden temporary name and renamed into place; only
-then is the manifest (also replaced atomically) updated. Rows below
-``committed_until`` are therefore in exactly one listed part; a part file the
+A part is written whole before it is visible (on a local disk a hidden
+temporary name renamed into place; on object storage one PUT, which shows
+nothing until it completes); only then is the manifest replaced, as one
+unit, and only if it is still the version this run wrote last (a conditional
+write: two writers can never interleave manifests). Rows below
+``committed_until`` are therefore in exactly one listed part; a part the
 manifest does not list is the leftover of a crash and is deleted on open.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import logging
 import os
 import shutil
-import socket
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .._errors import OutputError, OutputExistsError
+from .._errors import (
+    OutputError,
+    OutputExistsError,
+    PreconditionFailedError,
+    StorageError,
+    StorageUnavailableError,
+)
 from ..distributed._rows import index_range
 from ..engine._prediction import RESULT_SCHEMA
+from ..storage import Location, resolve_location
 
 logger = logging.getLogger(__name__)
 
@@ -40,109 +48,116 @@ MANIFEST = "_manifest.json"
 LOCK = "_lock"
 FORMAT = "distinfer-results"
 _KEY = "output.parquet"
+#: A manifest lists every part: a few hundred bytes each.
+_MAX_MANIFEST_BYTES = 256 << 20
 
 
-def read_manifest(folder: str | Path) -> dict[str, Any] | None:
-    """The manifest of a results folder, or None when there is none."""
-    path = Path(folder) / MANIFEST
+def as_location(folder: str | Path | Location) -> Location:
+    """A results folder as a location: a path or URI is resolved (from the cwd)."""
+    return folder if isinstance(folder, Location) else resolve_location(os.fspath(folder), ".")
+
+
+def _read_manifest(folder: Location) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest and its tag (the version to replace), or ``(None, None)``."""
+    where = folder.join(MANIFEST)
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        tag = where.fs.info(where.path).tag  # before the read: a change in between
+        raw = where.fs.read(where.path, _MAX_MANIFEST_BYTES)  # fails our replace later
     except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"{path} is unreadable ({exc}); rerun with --overwrite") from exc
-    if data.get("format") != FORMAT:
-        raise OutputError(f"{path} is not a distinfer manifest; choose another output.parquet")
-    return data
-
-
-@contextmanager
-def output_lock(folder: str | Path) -> Iterator[None]:
-    """Hold a results folder for one run: a second run into it fails at once.
-
-    An exclusive ``flock`` on ``folder/_lock``, released when the run ends,
-    however it ends (the kernel drops it when the process dies). The folder
-    is created if needed.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OutputExistsError(f"{folder} exists and is not a folder", _KEY)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        return None, None
+    except StorageUnavailableError:
+        raise
+    except (OSError, StorageError) as exc:
+        raise OutputError(f"{where.uri} is unreadable ({exc}); rerun with --overwrite") from exc
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-            raise OutputExistsError(
-                f"{folder} is being written by another distinfer run ({holder}); "
-                "wait for it to finish or choose another output.parquet",
-                _KEY,
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise OutputError(f"{where.uri} is unreadable ({exc}); rerun with --overwrite") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise OutputError(f"{where.uri} is not a distinfer manifest; choose another output.parquet")
+    return data, tag
 
 
-def _ours(folder: Path) -> list[Path]:
-    """What is in a results folder, the lock aside."""
-    return [p for p in folder.iterdir() if p.name != LOCK]
+def read_manifest(folder: str | Path | Location) -> dict[str, Any] | None:
+    """The manifest of a results folder (a path or URI), or None when there is none."""
+    return _read_manifest(as_location(folder))[0]
 
 
-def prepare_output(folder: str | Path, fingerprint: str, *, overwrite: bool) -> int:
+def _contents(folder: Location) -> list[str]:
+    """What is in a results folder, the lock aside: names relative to it (on object
+    storage every key below it; on a local disk its entries)."""
+    if folder.is_local:
+        path = folder.path.rstrip("/") or "/"
+        return [n for n in os.listdir(path) if n != LOCK] if os.path.isdir(path) else []
+    prefix = folder.path.strip("/")
+    cut = len(prefix) + 1 if prefix else 0
+    return [i.path[cut:] for i in folder.fs.list(prefix) if i.path[cut:] != LOCK]
+
+
+def _delete(folder: Location, name: str) -> None:
+    target = folder.join(name)
+    if target.is_local and os.path.isdir(target.path):
+        shutil.rmtree(target.path)
+    else:
+        target.fs.delete(target.path)
+
+
+def prepare_output(folder: str | Path | Location, fingerprint: str, *, overwrite: bool) -> int:
     """Check a results folder before a run; return the index to resume from.
 
     A finished output is refused unless ``overwrite``; so is an unfinished one
     from a different job (another fingerprint). ``overwrite`` deletes it.
     Refusals raise ``OutputExistsError`` naming ``output.parquet``.
     """
-    folder = Path(folder)
-    if overwrite and folder.exists():
+    location = as_location(folder)
+    local = location.path.rstrip("/") or "/"
+    if location.is_local and os.path.exists(local) and not os.path.isdir(local):
+        raise OutputExistsError(f"{location.uri} exists and is not a folder", _KEY)
+    contents = _contents(location)
+    if overwrite and contents:
         # Delete only what is recognisably ours: a results folder, or an empty one.
         # The lock stays: the run that holds it is this one.
-        if folder.is_dir() and ((folder / MANIFEST).exists() or not _ours(folder)):
-            for path in _ours(folder):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        else:
+        if MANIFEST not in contents:
             raise OutputExistsError(
-                f"{folder} exists and is not a distinfer results folder; "
+                f"{location.uri} exists and is not a distinfer results folder; "
                 "refusing to delete it, choose another output.parquet",
                 _KEY,
             )
-    if folder.exists() and not folder.is_dir():
-        raise OutputExistsError(f"{folder} exists and is not a folder", _KEY)
-    manifest = read_manifest(folder) if folder.exists() else None
+        for name in contents:
+            _delete(location, name)
+        contents = []
+    manifest = read_manifest(location) if MANIFEST in contents else None
     if manifest is None:
-        if folder.exists() and any(p.name.startswith("part-") for p in _ours(folder)):
+        if any(name.startswith("part-") for name in contents):
             raise OutputExistsError(
-                f"{folder} holds parts but no manifest; rerun with --overwrite", _KEY
+                f"{location.uri} holds parts but no manifest; rerun with --overwrite", _KEY
             )
         return 0
     if manifest.get("finished"):
         raise OutputExistsError(
-            f"{folder} already holds a finished run ({manifest.get('total')} items); "
+            f"{location.uri} already holds a finished run ({manifest.get('total')} items); "
             "rerun with --overwrite to replace it",
             _KEY,
         )
     if manifest.get("fingerprint") != fingerprint:
         raise OutputExistsError(
-            f"{folder} holds an unfinished run of a different job (other model or inputs); "
-            "rerun with --overwrite to replace it, or choose another output.parquet",
+            f"{location.uri} holds an unfinished run of a different job (other model or "
+            "inputs); rerun with --overwrite to replace it, or choose another output.parquet",
             _KEY,
         )
     resume: int = manifest["committed_until"]
     return resume
 
 
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def open_part(part: Location) -> Iterator[Any]:
+    """What pyarrow reads a part from: its local path, or a ranged reader (the footer,
+    then the column chunks, each a ranged GET) on object storage."""
+    if part.is_local:
+        yield part.path
+        return
+    with part.fs.open(part.path) as reader:
+        yield reader
 
 
 class ParquetSink:
@@ -151,18 +166,30 @@ class ParquetSink:
     Batches are held as they come and cut into parts only at commit time, so
     the rows are never converted one by one.
 
+    ``fence`` runs before each part is written: on object storage it checks that
+    this run still holds the output lock (``distinfer.storage.LockFence.check``).
+
     >>> sink = ParquetSink(tmp / "out", fingerprint="job")     # doctest: +SKIP
     >>> sink.write(ResultBatch.from_rows(rows).records)        # doctest: +SKIP
     >>> sink.finish(total=len(rows))                           # doctest: +SKIP
     """
 
-    def __init__(self, folder: str | Path, *, fingerprint: str, rows_per_part: int = 5000) -> None:
-        self.folder = Path(folder)
+    def __init__(
+        self,
+        folder: str | Path | Location,
+        *,
+        fingerprint: str,
+        rows_per_part: int = 5000,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
+        self.location = as_location(folder)
         self.rows_per_part = rows_per_part
-        self.folder.mkdir(parents=True, exist_ok=True)
-        manifest = read_manifest(self.folder)
+        self.fence = fence
+        if self.location.is_local:
+            os.makedirs(self.location.path, exist_ok=True)
+        manifest, self._tag = _read_manifest(self.location)
         if manifest is not None and manifest.get("fingerprint") != fingerprint:
-            raise OutputError(f"{self.folder}: manifest belongs to another job")
+            raise OutputError(f"{self.location.uri}: manifest belongs to another job")
         self.manifest: dict[str, Any] = manifest or {
             "format": FORMAT,
             "version": 1,
@@ -177,7 +204,7 @@ class ParquetSink:
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         if manifest is None:
-            _write_json_atomic(self.folder / MANIFEST, self.manifest)
+            self._write_manifest()
 
     @property
     def committed_until(self) -> int:
@@ -190,12 +217,37 @@ class ParquetSink:
 
     def _remove_uncommitted(self) -> None:
         listed = {p["file"] for p in self.manifest["parts"]}
-        for path in self.folder.iterdir():
-            if path.name.startswith(".") and path.name.endswith(".tmp"):
-                path.unlink()
-            elif path.name.startswith("part-") and path.name not in listed:
-                logger.warning("removing %s: written but never committed (a crash)", path)
-                path.unlink()
+        for name in _contents(self.location):
+            if "/" in name:
+                continue
+            if name.startswith(".") and name.endswith(".tmp"):
+                _delete(self.location, name)  # a local write cut short
+            elif name.startswith("part-") and name not in listed:
+                logger.warning(
+                    "removing %s: written but never committed (a crash)",
+                    self.location.join(name).uri,
+                )
+                _delete(self.location, name)
+
+    def _write_manifest(self) -> None:
+        """Replace the manifest, only if it is still the version this sink wrote last."""
+        where = self.location.join(MANIFEST)
+        data = json.dumps(self.manifest, indent=1).encode()
+        try:
+            if self._tag is None:
+                self._tag = where.fs.create(where.path, data)
+            else:
+                self._tag = where.fs.replace(where.path, data, if_match=self._tag)
+        except (PreconditionFailedError, FileNotFoundError, FileExistsError) as exc:
+            raise OutputError(
+                f"{where.uri} was changed by someone else while this run wrote it ({exc}); "
+                "stopping so that two runs never write the same output"
+            ) from exc
+
+    def read_part(self, part: Mapping[str, Any]) -> pa.Table:
+        """The rows of one committed part (an entry of ``manifest["parts"]``)."""
+        with open_part(self.location.join(part["file"])) as source:
+            return pq.read_table(source, schema=RESULT_SCHEMA)
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Queue ``batch`` (``RESULT_SCHEMA``, consecutive indices continuing the last
@@ -235,7 +287,9 @@ class ParquetSink:
                 "rerun the same command to resume"
             )
         self.manifest.update(finished=True, total=total, stats=dict(stats or {}))
-        _write_json_atomic(self.folder / MANIFEST, self.manifest)
+        if self.fence is not None:
+            self.fence()
+        self._write_manifest()
         return self.manifest
 
     def _commit(self, table: pa.Table) -> None:
@@ -247,9 +301,12 @@ class ParquetSink:
             )
         last = end - 1
         name = f"part-{first:012d}-{last:012d}.parquet"
-        tmp = self.folder / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, self.folder / name)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
+        if self.fence is not None:
+            self.fence()  # another run may own the output now: write nothing then
+        part = self.location.join(name)
+        part.fs.write(part.path, buffer.getvalue().to_pybytes())  # whole, or not at all
         # an error row is one with a non-empty message (as the driver counts them)
         errors = pc.sum(pc.greater(pc.utf8_length(table.column("error")), 0)).as_py() or 0
         self.manifest["parts"].append(
@@ -258,15 +315,17 @@ class ParquetSink:
         self.manifest["committed_until"] = end
         self.manifest["rows"] += table.num_rows
         self.manifest["errors"] += errors
-        _write_json_atomic(self.folder / MANIFEST, self.manifest)
+        self._write_manifest()
 
 
-def read_results(folder: str | Path) -> pa.Table:
-    """All committed rows of a results folder, in index order."""
-    manifest = read_manifest(folder)
+def read_results(folder: str | Path | Location) -> pa.Table:
+    """All committed rows of a results folder (a path or URI), in index order."""
+    location = as_location(folder)
+    manifest = read_manifest(location)
     if manifest is None:
-        raise OutputError(f"{folder} has no {MANIFEST}: not a distinfer results folder")
-    tables = [
-        pq.read_table(Path(folder) / p["file"], schema=RESULT_SCHEMA) for p in manifest["parts"]
-    ]
+        raise OutputError(f"{location.uri} has no {MANIFEST}: not a distinfer results folder")
+    tables = []
+    for part in manifest["parts"]:
+        with open_part(location.join(part["file"])) as source:
+            tables.append(pq.read_table(source, schema=RESULT_SCHEMA))
     return pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()

@@ -2,8 +2,9 @@
 
 Exports and other consumers go through ``open_results`` and
 ``ResultsFolder.batches`` only: the manifest and the Parquet parts are read
-here and nowhere else on this path, so moving results to object storage
-changes this module alone. Memory is bounded by one part (its row group is
+here and nowhere else on this path. A results folder is a local folder or a
+prefix on object storage (``s3://bucket/results``), its parts read by ranged
+reads. Memory is bounded by one part (its row group is
 decoded whole, then handed out in slices of ``batch_rows``), whatever the
 size of the run.
 
@@ -14,6 +15,7 @@ size of the run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +24,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._errors import ConfigError, OutputError
+from .._errors import ConfigError, OutputError, StorageError, StorageUnavailableError
 from ..distributed._rows import index_range
 from ..engine._prediction import RESULT_SCHEMA
-from ._parquet import MANIFEST, read_manifest
+from ..storage import Location
+from ._parquet import MANIFEST, as_location, open_part, read_manifest
 
 #: Rows per record batch handed out: big enough for vectorised work, small
 #: enough that a batch converted to Python objects stays a few megabytes.
@@ -36,7 +39,7 @@ BATCH_ROWS = 1024
 class ResultsFolder:
     """A results folder whose manifest has been read and checked (see ``open_results``)."""
 
-    folder: Path
+    location: Location
     manifest: Mapping[str, Any]
 
     @property
@@ -70,16 +73,18 @@ class ResultsFolder:
         read_names = names if "index" in names else ["index", *names]
         expected = 0
         for part in self.manifest.get("parts", ()):
-            path = self.folder / part["file"]
+            path = self.location.join(part["file"])
             try:
-                with pq.ParquetFile(path) as parquet:
+                with open_part(path) as source, pq.ParquetFile(source) as parquet:
                     for batch in parquet.iter_batches(batch_size=batch_rows, columns=read_names):
                         first, end = index_range(batch)
                         if first != expected:
                             raise ValueError(f"expected index {expected} next, got {first}")
                         expected = end
                         yield _conform(batch.select(names), schema)
-            except (OSError, ValueError, pa.ArrowException) as exc:
+            except StorageUnavailableError:
+                raise
+            except (OSError, ValueError, pa.ArrowException, StorageError) as exc:
                 raise OutputError(
                     f"cannot read {path} ({exc}); the results folder is damaged: "
                     "rerun the job with --overwrite"
@@ -100,30 +105,34 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     )
 
 
-def open_results(folder: str | Path, *, partial: bool = False) -> ResultsFolder:
-    """Check that ``folder`` holds a distinfer results folder and read its manifest.
+def open_results(folder: str | Path | Location, *, partial: bool = False) -> ResultsFolder:
+    """Check that ``folder`` (a path or URI) holds a distinfer results folder and read
+    its manifest.
 
     An unfinished run (still going, or stopped before its end) is refused
     unless ``partial``: its committed rows are only a prefix of the job.
     Raises ``ConfigError`` (a usage problem: nothing has been read yet).
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise ConfigError(f"{folder} {what}; give the output.parquet folder of a distinfer run")
+    location = as_location(folder)
+    local = location.path.rstrip("/") or "/"
+    if location.is_local and not os.path.isdir(local):
+        what = "is not a folder" if os.path.exists(local) else "does not exist"
+        raise ConfigError(
+            f"{location.uri} {what}; give the output.parquet folder of a distinfer run"
+        )
     try:
-        manifest = read_manifest(folder)
+        manifest = read_manifest(location)
     except OutputError as exc:
-        raise ConfigError(f"cannot read the results in {folder}: {exc}") from None
+        raise ConfigError(f"cannot read the results in {location.uri}: {exc}") from None
     if manifest is None:
         raise ConfigError(
-            f"{folder} has no {MANIFEST}: not a distinfer results folder "
+            f"{location.uri} has no {MANIFEST}: not a distinfer results folder "
             "(give the output.parquet folder of a run)"
         )
-    results = ResultsFolder(folder, manifest)
+    results = ResultsFolder(location, manifest)
     if not results.finished and not partial:
         raise ConfigError(
-            f"{folder} holds an unfinished run ({results.rows} items committed so far): "
+            f"{location.uri} holds an unfinished run ({results.rows} items committed so far): "
             "rerun the job to finish it, or export the committed items with --partial "
             "(partial=True)"
         )

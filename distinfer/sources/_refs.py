@@ -8,6 +8,7 @@ import stat
 from dataclasses import dataclass, field
 
 from distinfer._errors import InputError
+from distinfer.storage import FileSystem, LocalFileSystem
 
 #: File name extensions taken as images in folders, globs and archives.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
@@ -31,8 +32,10 @@ class ImageRef:
     - ``member`` set: a member of the zip archive ``path``.
     - otherwise: the whole file ``path``.
 
-    ``source`` is the display name (a path, or ``"archive!member"``) and ``relpath``
-    a safe relative path (no ``..``, never absolute) for naming output files.
+    ``path`` is a path of ``fs``: an absolute path on a local disk (the default),
+    a key on object storage. ``source`` is the display name (a path or URI, or
+    ``"archive!member"``) and ``relpath`` a safe relative path (no ``..``, never
+    absolute) for naming output files.
 
     >>> ImageRef(source="/data/a.jpg", path="/data/a.jpg", relpath="a.jpg").member is None
     True
@@ -46,6 +49,7 @@ class ImageRef:
     data: bytes | None = field(default=None, repr=False)
     error: str | None = None
     relpath: str = ""
+    fs: FileSystem = field(default=LocalFileSystem(), repr=False)
 
     def __post_init__(self) -> None:
         if self.offset is not None and (self.offset < 0 or self.size is None):

@@ -12,22 +12,29 @@ frame rate, so frames are numbered from the container's own timestamps instead:
    forward and yields exactly the segment's frames, matched by pts. It decodes past
    the next keyframe when needed: with open GOPs, B-frames shown before a keyframe
    are stored after it.
+
+A video on object storage (a :class:`~distinfer.storage.Location`) is read by
+PyAV through a ranged reader: :func:`probe` reads the file once, streaming, in
+blocks of ``VIDEO_BLOCK_BYTES``; :func:`read_segment` fetches the container's
+index and the blocks its own frames are in, never the whole file.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from distinfer._errors import InputError
+from distinfer._errors import InputError, StorageError, StorageUnavailableError
+from distinfer.storage import Location
 
 if TYPE_CHECKING:  # PyAV loads on first use: a run without video never needs it
     import av
@@ -35,6 +42,9 @@ if TYPE_CHECKING:  # PyAV loads on first use: a run without video never needs it
 __all__ = ["VideoInfo", "VideoSegment", "plan_segments", "probe", "read_segment", "whole_video"]
 
 logger = logging.getLogger(__name__)
+
+#: A video on object storage is read in ranged GETs of this size.
+VIDEO_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -90,8 +100,12 @@ class VideoSegment:
         return self.end_frame - self.start_frame
 
 
-def probe(path: str | os.PathLike[str]) -> VideoInfo:
+def probe(path: str | os.PathLike[str] | Location) -> VideoInfo:
     """Demux a video once (no decoding) to number its frames and find its keyframes.
+
+    ``path`` is a local path or a :class:`~distinfer.storage.Location`; on object
+    storage every packet is demuxed from a stream of ranged reads (the file is read
+    once, in bounded memory).
 
     Raises :class:`~distinfer.InputError` for a missing file, a file that is not a
     video, a truncated file (MP4 cut before its index, or holding fewer frames
@@ -103,9 +117,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     """
     import av
 
-    name = os.fspath(path)
-    container = _open(name)
-    with container:
+    name = _name(path)
+    with _open(path) as container:
         if not container.streams.video:
             kinds = sorted({stream.type for stream in container.streams}) or ["none"]
             raise InputError(f"no video stream in {name} (streams: {', '.join(kinds)})")
@@ -204,25 +217,26 @@ def whole_video(info: VideoInfo) -> VideoSegment:
 
 
 def read_segment(
-    path: str | os.PathLike[str], segment: VideoSegment
+    path: str | os.PathLike[str] | Location, segment: VideoSegment
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Decode one segment, yielding ``(frame_number, RGB HWC uint8 array)`` in order.
 
     Yields exactly the frames ``segment.start_frame`` .. ``segment.end_frame - 1``,
     each once. Raises :class:`~distinfer.InputError` when the file cannot be read or
-    some of the segment's frames cannot be decoded.
+    some of the segment's frames cannot be decoded. On object storage only the
+    container's index and the bytes from the segment's keyframe on are fetched.
 
     >>> info = probe("clip.mp4")  # doctest: +SKIP
     >>> for segment in plan_segments(info, 48):  # doctest: +SKIP
     ...     for number, rgb in read_segment("clip.mp4", segment):
     ...         ...
     """
-    name = os.fspath(path)
+    name = _name(path)
     emitted = 0
     # Seek to the segment's keyframe. Should the demuxer land after it (it should
     # not), nothing has been yielded yet: decode from the start of the file instead.
     for use_seek in (True, False):
-        for number, rgb in _decode_segment(name, segment, use_seek):
+        for number, rgb in _decode_segment(path, segment, use_seek):
             yield number, rgb
             emitted += 1
         if emitted == segment.frame_count:
@@ -241,13 +255,14 @@ def read_segment(
 
 
 def _decode_segment(
-    name: str, segment: VideoSegment, use_seek: bool
+    path: str | os.PathLike[str] | Location, segment: VideoSegment, use_seek: bool
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield the segment's frames in order; stop early at an overshoot, raise at a gap."""
     import av
 
+    name = _name(path)
     expected = 0
-    with _open(name) as container:
+    with _open(path) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_type = "AUTO"
         if use_seek:
@@ -282,50 +297,96 @@ def _decode_segment(
             ) from exc
 
 
-def _open(name: str) -> av.container.InputContainer:
-    import av
+def _name(path: str | os.PathLike[str] | Location) -> str:
+    return path.uri if isinstance(path, Location) else os.fspath(path)
 
+
+@contextlib.contextmanager
+def _open(path: str | os.PathLike[str] | Location) -> Iterator[av.container.InputContainer]:
+    """The video opened for reading: a local file, or an object through a ranged reader."""
+    if isinstance(path, Location) and not path.is_local:
+        with _open_object(path) as container:
+            yield container
+        return
+    name = path.path if isinstance(path, Location) else os.fspath(path)
     if not os.path.exists(name):
         raise InputError(f"video not found: {name}")
     if os.path.isdir(name):
         raise InputError(f"is a directory, not a video: {name}")
-    if os.path.getsize(name) == 0:
+    size = os.path.getsize(name)
+    if size == 0:
         raise InputError(f"empty file (0 bytes): {name}")
+    with _container(name, size, name) as container:
+        yield container
+
+
+@contextlib.contextmanager
+def _open_object(location: Location) -> Iterator[av.container.InputContainer]:
+    uri = location.uri
     try:
-        return av.open(name, mode="r")
+        reader = location.fs.open(location.path, block_size=VIDEO_BLOCK_BYTES)
+    except StorageUnavailableError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"video not found: {uri}") from None
+    except (OSError, StorageError) as exc:
+        raise InputError(f"cannot open video {uri}: {exc}") from exc
+    with reader:
+        size = reader.seek(0, os.SEEK_END)
+        reader.seek(0)
+        if size == 0:
+            raise InputError(f"empty file (0 bytes): {uri}")
+        with _container(reader, size, uri) as container:
+            yield container
+
+
+@contextlib.contextmanager
+def _container(
+    source: BinaryIO | str, size: int, name: str
+) -> Iterator[av.container.InputContainer]:
+    """PyAV's container on a local path (FFmpeg reads it) or a file object."""
+    import av
+
+    try:
+        container = av.open(source, mode="r")
     except av.error.PermissionError as exc:
         raise InputError(f"permission denied: {name}") from exc
     except av.error.FFmpegError as exc:
-        reason = _mp4_problem(name) or str(exc)
-        raise InputError(f"cannot open video {name}: {reason}") from exc
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                reason = _mp4_problem(f, size)
+        else:
+            reason = _mp4_problem(source, size)
+        raise InputError(f"cannot open video {name}: {reason or exc}") from exc
+    with container:
+        yield container
 
 
-def _mp4_problem(name: str) -> str | None:
-    """Explain why an MP4/MOV file cannot be opened, from its top-level boxes."""
-    size = os.path.getsize(name)
-    with open(name, "rb") as f:
-        head = f.read(8)
-        if head[4:8] != b"ftyp":
-            return None
-        pos = 0
-        boxes: list[bytes] = []
-        while pos + 8 <= size:
-            f.seek(pos)
-            header = f.read(16)
-            box_size, box_type = struct.unpack(">I4s", header[:8])
-            if box_size == 1 and len(header) == 16:
-                (box_size,) = struct.unpack(">Q", header[8:16])
-            elif box_size == 0:
-                box_size = size - pos
-            if box_size < 8:
-                return "corrupt MP4 box structure"
-            boxes.append(box_type)
-            if pos + box_size > size:
-                return (
-                    f"MP4 is truncated: its '{box_type.decode('latin-1')}' box runs past the "
-                    "end of the file (cut while being written or copied?)"
-                )
-            pos += box_size
+def _mp4_problem(f: BinaryIO, size: int) -> str | None:
+    """Explain why an MP4/MOV file of ``size`` bytes cannot be opened, from its boxes."""
+    f.seek(0)
+    head = f.read(8)
+    if head[4:8] != b"ftyp":
+        return None
+    pos = 0
+    boxes: list[bytes] = []
+    while pos + 8 <= size:
+        f.seek(pos)
+        header = f.read(16)
+        box_size, box_type = struct.unpack(">I4s", header[:8])
+        if box_size == 1 and len(header) == 16:
+            (box_size,) = struct.unpack(">Q", header[8:16])
+        elif box_size == 0:
+            box_size = size - pos
+        if box_size < 8:
+            return "corrupt MP4 box structure"
+        boxes.append(box_type)
+        if pos + box_size > size:
+            return (
+                f"MP4 is truncated: its '{box_type.decode('latin-1')}' box runs past the "
+                "end of the file (cut while being written or copied?)"
+            )
+        pos += box_size
     if b"moov" not in boxes:
         return "MP4 has no 'moov' index: the file is truncated or was never finalized"
     return None

@@ -25,11 +25,13 @@ from .._errors import (
 )
 from ._filesystem import DEFAULT_BLOCK_SIZE, FileSystem, ObjectInfo, ReadStats
 from ._local import LocalFileSystem
-from ._location import Location, resolve_location
-from ._lock import Lease, output_lock
+from ._location import Location, lookup, resolve_location
+from ._lock import Lease, LockFence, output_lock
+from ._models import fetch_model
 from ._object import ObjectFileSystem
 from ._options import StorageOptions
 from ._reader import RangedReader
+from ._staging import staged
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -37,6 +39,7 @@ __all__ = [
     "Lease",
     "LocalFileSystem",
     "Location",
+    "LockFence",
     "ObjectFileSystem",
     "ObjectInfo",
     "ObjectSizeError",
@@ -48,6 +51,9 @@ __all__ = [
     "StorageOptions",
     "StorageUnavailableError",
     "UnsupportedLocationError",
+    "fetch_model",
+    "lookup",
     "output_lock",
     "resolve_location",
+    "staged",
 ]

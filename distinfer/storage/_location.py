@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from .._errors import UnsupportedLocationError
-from ._filesystem import FileSystem
+from ._filesystem import FileSystem, ObjectInfo
 from ._local import LocalFileSystem
 from ._object import object_filesystem
 from ._options import StorageOptions
@@ -43,8 +44,8 @@ class Location:
     >>> loc = resolve_location("s3://photos/2024/", base_dir="/tmp")
     >>> loc.uri, loc.path, loc.is_prefix
     ('s3://photos/2024/', '2024/', True)
-    >>> str(loc.join("a.jpg")), loc.join("a.jpg").suffix
-    ('s3://photos/2024/a.jpg', '.jpg')
+    >>> str(loc.join("a.jpg")), loc.join("a.jpg").suffix, loc.join("a.tar.gz").stem
+    ('s3://photos/2024/a.jpg', '.jpg', 'a.tar')
     """
 
     fs: FileSystem
@@ -90,6 +91,12 @@ class Location:
         return name[dot:] if 0 < dot < len(name) - 1 else ""
 
     @property
+    def stem(self) -> str:
+        """The name without its last extension (``a.tar`` for ``a.tar.gz``)."""
+        suffix = self.suffix
+        return self.name[: -len(suffix)] if suffix else self.name
+
+    @property
     def parent(self) -> Location:
         """The folder holding this location (the bucket or ``/`` for themselves)."""
         trimmed = self.path.rstrip("/")
@@ -108,6 +115,21 @@ class Location:
 
     def __str__(self) -> str:
         return self.uri
+
+
+def lookup(location: Location) -> tuple[ObjectInfo | None, Iterator[ObjectInfo]]:
+    """What ``location`` names: one object (its info, and an empty listing), or the
+    objects below it (``None``, and a lazy listing). One HEAD, unless the location is
+    written as a folder (a trailing ``/``); the listing asks for nothing until iterated.
+
+    >>> info, below = lookup(resolve_location("s3://scans/pages"))  # doctest: +SKIP
+    """
+    if not location.is_prefix:
+        try:
+            return location.fs.info(location.path), iter(())
+        except (FileNotFoundError, IsADirectoryError):
+            pass
+    return None, location.fs.list(location.path)
 
 
 def resolve_location(

@@ -21,6 +21,11 @@ A stale lock is taken over with a replace conditional on its tag: of two
 contenders, one wins and the other sees the winner. If renewal finds the lock
 replaced or deleted, the lease is lost: ``lease.lost`` turns true and
 ``lease.check()`` raises ``OutputError``, so the run stops writing.
+
+A writer in another process (the collector) cannot see the lease; it gets
+``lease.fence``, a small picklable check that reads the lock object and fails
+with ``OutputError`` unless it still holds this run's token: one GET, before
+each part it writes.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .._errors import OutputError, OutputExistsError, PreconditionFailedError, StorageError
 from ._holder import Holder
@@ -47,8 +53,35 @@ _MAX_LOCK_BYTES = 64 << 10
 _ACQUIRE_ATTEMPTS = 5  # each lost race re-reads the lock; the winner then holds it
 
 
+@dataclass(frozen=True)
+class LockFence:
+    """Checks, from any process, that the lock object still names this run.
+
+    >>> fence.check()  # doctest: +SKIP  (OutputError once another run took the lock)
+    """
+
+    location: Location
+    token: str
+
+    def check(self) -> None:
+        """One GET of the lock; ``OutputError`` unless it holds this run's token."""
+        try:
+            current = Holder.parse(self.location.fs.read(self.location.path, _MAX_LOCK_BYTES))
+        except FileNotFoundError:
+            current = None
+        if current is None or current.record.get("token") != self.token:
+            who = current.describe() if current is not None else "it was deleted"
+            raise OutputError(
+                f"{self.location.parent.uri}: this run no longer holds its output lock "
+                f"({who}); stopping so that two runs never write the same output"
+            )
+
+
 class Lease:
     """A held output lock; ``lost`` turns true when another run took it over.
+
+    ``fence`` is None on a local disk (a ``flock`` cannot be taken over), else the
+    check a writer in another process runs before it writes.
 
     >>> with output_lock(resolve_location("s3://b/out/")) as lease:  # doctest: +SKIP
     ...     for part in parts:
@@ -56,9 +89,10 @@ class Lease:
     ...         write(part)
     """
 
-    def __init__(self, uri: str, holder: str) -> None:
+    def __init__(self, uri: str, holder: str, fence: LockFence | None = None) -> None:
         self.uri = uri
         self.holder = holder
+        self.fence = fence
         self._lost_reason: str | None = None
 
     @property
@@ -135,7 +169,8 @@ class _ObjectLock:
         self.location = location
         self.holder = holder
         self.expiry_s = expiry_s
-        self.lease = Lease(location.parent.uri, holder.describe())
+        token = holder.record["token"]
+        self.lease = Lease(location.parent.uri, holder.describe(), LockFence(location, token))
         self._tag = ""
         self._renewed = 0.0  # monotonic time of the last successful write
         self._stop = threading.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def _foreign_lock(bucket: Bucket, key: str) -> None:
 
 
 def test_local_lock_refuses_a_second_run_naming_the_first(tmp_path: Path) -> None:
+    with output_lock(resolve_location(str(tmp_path / "free"), ".")) as lease:
+        assert lease.fence is None  # nothing can take a flock over
     out = resolve_location(str(tmp_path / "results"), ".")
     with output_lock(out, holder_info="job A") as lease:
         assert not lease.lost
@@ -139,7 +142,12 @@ def test_renewal_keeps_the_lock_past_its_expiry(s3_bucket: Bucket) -> None:
 def test_a_lease_taken_by_another_run_is_lost(s3_bucket: Bucket) -> None:
     out: Location = resolve_location(s3_bucket.uri("results/"), ".")
     with output_lock(out, expiry_s=1) as lease:
+        assert lease.fence is not None
+        fence = pickle.loads(pickle.dumps(lease.fence))  # as the collector gets it
+        fence.check()  # still ours
         _foreign_lock(s3_bucket, "results/_lock")  # as if another run took it over
+        with pytest.raises(OutputError, match=r"no longer holds its output lock \(pid 4242"):
+            fence.check()  # at once, without waiting for the renewal
         deadline = time.monotonic() + 5
         while not lease.lost and time.monotonic() < deadline:
             time.sleep(0.05)
