@@ -34,7 +34,7 @@ from ._metrics import MetricsReporter
 from ._placement import Placement, actor_openvino_config, actors_for, node_cpus, short_id
 from ._plan import Enumeration, TotalCount, VideoPlan, plan_videos
 from ._ray import metrics_endpoints, ray_session
-from ._reach import check_nodes_reach
+from ._reach import check_nodes_reach, local_paths, missing
 from ._summary import ProgressFn, RunSummary
 from ._work import UnitSize
 
@@ -117,6 +117,23 @@ def spawn_actors(
             metrics_run=metrics_run,
         )
     return actors
+
+
+def reach_check(ray: Any, config: RunConfig) -> Callable[[Mapping[str, Any]], Any] | None:
+    """For a run on a cluster with local paths: ``check(node)``, what a joining node
+    cannot see (``(key, path)`` pairs), as ``check_nodes_reach`` asks at the start."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    paths = local_paths(config.locations)
+    if config.cluster.address is None or not paths:
+        return None
+    task = ray.remote(missing)
+
+    def check(node: Mapping[str, Any]) -> Any:
+        strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        return task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(paths)
+
+    return check
 
 
 def start_collector(
@@ -255,6 +272,7 @@ def _run(
             ray,
             functools.partial(spawn_actors, ray, config, metrics_run=run_tag),
             max_nodes=cluster.max_nodes,
+            check=reach_check(ray, config),
             scale=scale,
         )
         try:

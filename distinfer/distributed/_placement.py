@@ -6,7 +6,9 @@ CPUs (``cluster.actors_per_node`` of them, up to ``cluster.max_nodes`` nodes).
 A new actor compiles its model before it can work; it is handed to the
 dispatcher only once its ``info()`` answers, so no unit waits behind a compile.
 A node that leaves is reported, and its actors are dropped: the units they
-held go back to the queue, as when an actor dies.
+held go back to the queue, as when an actor dies. With a ``check`` (a run on
+a cluster with local paths: can the node see them?), a joining node is used
+only once its check has passed too; one that fails it is left alone.
 
 The actors placed at the start are handed over at once: every actor is
 compiling then, and the first units may as well wait in them.
@@ -41,6 +43,9 @@ AUTO_MAX_ACTORS = 16
 
 #: ``spawn(node)``: start the actors of one ``ray.nodes()`` entry, by name.
 Spawn = Callable[[Mapping[str, Any]], dict[str, Any]]
+#: ``check(node)``: an ObjectRef of the ``(key, path)`` pairs of the run's local paths
+#: that a joining node cannot see (empty: it sees them all), computed on that node.
+Check = Callable[[Mapping[str, Any]], Any]
 
 
 def auto_actors_per_node(cpus: float) -> int:
@@ -108,12 +113,15 @@ def short_id(node_id: str) -> str:
 
 @dataclass
 class _Joining:
-    """The actors started on a node that joined, until each has answered ``info()``."""
+    """The actors started on a node that joined, until each has answered ``info()``
+    and the node's check (if any) has passed."""
 
     since: float
     actors: dict[str, Any]
     probes: dict[Any, str]  # ObjectRef of info() -> actor name
-    ready: list[str] = field(default_factory=list)
+    check: Any = None  # ObjectRef of the node's check, until it answers
+    ready: list[str] = field(default_factory=list)  # answered info()
+    handed: list[str] = field(default_factory=list)  # given to the dispatcher
 
 
 @dataclass
@@ -128,8 +136,9 @@ class Change:
 class Placement:
     """The run's actors, node by node; see the module docstring.
 
-    ``spawn`` starts the actors of one node; ``max_nodes`` caps the nodes in use at
-    once (None: all). ``scale`` (runs attached to a cluster) is told the demand at
+    ``spawn`` starts the actors of one node; ``check`` (optional) says whether a
+    joining node may be used; ``max_nodes`` caps the nodes in use at once (None:
+    all). ``scale`` (runs attached to a cluster) is told the demand at
     each poll of the nodes.
 
     >>> placement = Placement(ray, spawn, max_nodes=None)   # doctest: +SKIP
@@ -143,6 +152,7 @@ class Placement:
         spawn: Spawn,
         *,
         max_nodes: int | None,
+        check: Check | None = None,
         scale: ScaleRequests | None = None,
         poll_interval_s: float = NODE_POLL_INTERVAL_S,
         start_timeout_s: float = ACTOR_START_TIMEOUT_S,
@@ -151,6 +161,7 @@ class Placement:
         self.ray = ray
         self.spawn = spawn
         self.max_nodes = max_nodes
+        self.check = check
         self.scale = scale
         self.poll_interval_s = poll_interval_s
         self.start_timeout_s = start_timeout_s
@@ -265,6 +276,7 @@ class Placement:
                 since=self.clock(),
                 actors=actors,
                 probes={actor.info.remote(): name for name, actor in actors.items()},
+                check=self.check(node) if self.check is not None else None,
             )
             logger.info("node %s joined: starting %d actor(s)", short_id(node_id), len(actors))
 
@@ -275,18 +287,23 @@ class Placement:
         joining = self.joining.pop(node_id, None)
         if joining is not None:
             self._give_up(joining, "its node left")
-            if not joining.ready:
+            if not joining.handed:
                 return  # never used: nothing to report
         change.gone.extend(names)
         logger.warning("node %s left: %d actor(s) lost", short_id(node_id), len(names))
         self._event(node_id, "left", len(names))
 
     def _check_joining(self, change: Change) -> None:
-        refs = [ref for joining in self.joining.values() for ref in joining.probes]
-        answered, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
-        answered = set(answered)
+        refs = [
+            ref
+            for joining in self.joining.values()
+            for ref in [*joining.probes, *([joining.check] if joining.check is not None else [])]
+        ]
+        answered = set(self.ray.wait(refs, num_returns=len(refs), timeout=0)[0])
         now = self.clock()
         for node_id, joining in list(self.joining.items()):
+            if joining.check in answered and not self._passes(node_id, joining):
+                continue
             for ref in [r for r in joining.probes if r in answered]:
                 name = joining.probes.pop(ref)
                 try:
@@ -296,18 +313,48 @@ class Placement:
                     self._kill(joining.actors[name])
                     continue
                 joining.ready.append(name)
-                self.in_use[node_id].append(name)
-                change.ready[name] = joining.actors[name]
-            if joining.probes and now - joining.since > self.start_timeout_s:
+            if now - joining.since > self.start_timeout_s:
+                if joining.check is not None:
+                    self._drop_node(node_id, joining, "its check did not answer in time")
+                    continue
                 self._give_up(joining, f"not started after {self.start_timeout_s:.0f} s")
-            if not joining.probes:
+            if joining.check is None:  # checked (or nothing to check): hand the ready out
+                for name in joining.ready[len(joining.handed) :]:
+                    joining.handed.append(name)
+                    self.in_use[node_id].append(name)
+                    change.ready[name] = joining.actors[name]
+            if not joining.probes and joining.check is None:
                 del self.joining[node_id]
-                if joining.ready:
-                    self._event(node_id, "joined", len(joining.ready))
+                if joining.handed:
+                    self._event(node_id, "joined", len(joining.handed))
                 else:  # nothing started there: leave the node alone from now on
                     self.in_use.pop(node_id, None)
                     self.cpus.pop(node_id, None)
                     self.passed_over.add(node_id)
+
+    def _passes(self, node_id: str, joining: _Joining) -> bool:
+        """Whether the node's answered check let it be used (if not, it is dropped)."""
+        try:
+            unseen = self.ray.get(joining.check)
+        except self.ray.exceptions.RayError as exc:
+            self._drop_node(node_id, joining, f"its check of the local paths failed: {exc}")
+            return False
+        joining.check = None
+        if unseen:
+            key, path = unseen[0]
+            self._drop_node(node_id, joining, f"it cannot see {path} ({key})")
+            return False
+        return True
+
+    def _drop_node(self, node_id: str, joining: _Joining, why: str) -> None:
+        """A joining node not to be used: its actors ended, the node left alone."""
+        logger.warning("node %s joined but is not used: %s", short_id(node_id), why)
+        for actor in joining.actors.values():
+            self._kill(actor)
+        del self.joining[node_id]
+        self.in_use.pop(node_id, None)
+        self.cpus.pop(node_id, None)
+        self.passed_over.add(node_id)
 
     def _give_up(self, joining: _Joining, why: str) -> None:
         for name in joining.probes.values():

@@ -1,5 +1,6 @@
 """Placement: actors on the nodes there at the start, on nodes that join (handed out only
-once they answer), nodes that leave reported; ``actors_per_node: auto`` as documented.
+once they answer and the node sees the run's local paths), nodes that leave reported;
+``actors_per_node: auto`` as documented.
 
 Ray is replaced by a small fake: ``ray.nodes()`` is a list the test edits, and each
 actor's ``info()`` answers when the test says so.
@@ -123,8 +124,24 @@ def spawner(setting: int | str = "auto") -> Any:
     return spawn
 
 
-def placement(ray: FakeRay, clock: Clock, spawn: Any, max_nodes: int | None = None) -> Placement:
-    return Placement(ray, spawn, max_nodes=max_nodes, clock=clock)
+def placement(
+    ray: FakeRay, clock: Clock, spawn: Any, max_nodes: int | None = None, check: Any = None
+) -> Placement:
+    return Placement(ray, spawn, max_nodes=max_nodes, check=check, clock=clock)
+
+
+class Checks:
+    """``check(node)``: each joining node's check, answered when the test says so."""
+
+    def __init__(self) -> None:
+        self.refs: dict[str, Ref] = {}
+
+    def __call__(self, node: Mapping[str, Any]) -> Ref:
+        self.refs[node["NodeID"][:12]] = Ref()
+        return self.refs[node["NodeID"][:12]]
+
+    def answer(self, node: str, unseen: list[tuple[str, str]]) -> None:
+        self.refs[node].answered, self.refs[node].answer = True, unseen
 
 
 def later(clock: Clock, seconds: float = NODE_POLL_INTERVAL_S) -> None:
@@ -238,6 +255,43 @@ def test_an_actor_that_cannot_start_on_a_joining_node_is_killed_and_the_node_pas
     places.poll()
     assert len(spawn.started) == 2  # not tried again
     assert places.node_count == 1
+
+
+def test_a_joining_node_is_handed_out_only_once_its_check_has_passed_too(
+    ray: FakeRay, clock: Clock
+) -> None:
+    ray.add_node("a" * 20, 2)
+    spawn, checks = spawner(), Checks()
+    places = placement(ray, clock, spawn, check=checks)
+    places.start()
+    ray.add_node("b" * 20, 2)
+    later(clock)
+    places.poll()
+    spawn.started["bbbbbbbbbbbb-0"].starts()
+    assert places.poll().ready == {}  # started, but can it see the run's local paths?
+    checks.answer("bbbbbbbbbbbb", [])
+    assert list(places.poll().ready) == ["bbbbbbbbbbbb-0"]
+
+
+def test_a_joining_node_that_cannot_see_a_local_path_is_left_alone(
+    ray: FakeRay, clock: Clock
+) -> None:
+    ray.add_node("a" * 20, 2)
+    spawn, checks = spawner(), Checks()
+    places = placement(ray, clock, spawn, check=checks)
+    places.start()
+    places.take_events()
+    ray.add_node("b" * 20, 2)
+    later(clock)
+    places.poll()
+    spawn.started["bbbbbbbbbbbb-0"].starts()
+    checks.answer("bbbbbbbbbbbb", [("input.images[0]", "/mnt/shared/pages")])
+    change = places.poll()
+    assert change.ready == {} and change.events == [] and not places.starting
+    assert spawn.started["bbbbbbbbbbbb-0"].killed
+    later(clock)
+    places.poll()
+    assert len(spawn.started) == 2 and places.node_count == 1  # not tried again
 
 
 def test_an_actor_that_takes_too_long_to_start_is_given_up(ray: FakeRay, clock: Clock) -> None:
