@@ -156,8 +156,8 @@ def run(config: str, overrides: tuple[str, ...], overwrite: bool, stats_json: st
     click.echo(
         f"done: {summary.total} items ({summary.processed} this run, {summary.resumed_from} "
         f"resumed), {summary.errors} errors, {summary.items_per_s:.1f} items/s "
-        f"in {summary.elapsed_s:.1f} s; nodes: {summary.describe_nodes()}; "
-        f"per actor: {nodes or '-'}; results: {out}"
+        f"in {summary.elapsed_s:.1f} s; per node: {nodes or '-'}; "
+        f"nodes: {summary.describe_nodes()}; results: {out}"
     )
     for sample in summary.error_samples[:5]:
         click.echo(f"  error: {sample}", err=True)
