@@ -128,7 +128,7 @@ def _replay(
     engine: Any, units: Sequence[Sequence[bytes]], recorded: Sequence[Calls]
 ) -> dict[str, float]:
     """One pass over every unit: CPU seconds in decode, predict and rows."""
-    from ..distributed._rows import ResultBatch, result_row
+    from ..distributed._rows import ItemResult, ResultBatch
 
     spent = dict.fromkeys(("decode", "predict", "rows"), 0.0)
     first = 0
@@ -140,11 +140,11 @@ def _replay(
             [p for p, _ in decoded], _replayer(calls), [s for _, s in decoded]
         )
         t2 = time.process_time()
-        rows = [
-            result_row(first + i, f"pages/{first + i}.jpg", None, p, "node")
+        items = [
+            ItemResult(first + i, f"pages/{first + i}.jpg", None, "node", p)
             for i, p in enumerate(predictions)
         ]
-        ResultBatch.from_rows(rows)
+        ResultBatch.from_items(items)  # as an inference actor builds a unit's rows
         t3 = time.process_time()
         spent["decode"] += t1 - t0
         spent["predict"] += t2 - t1
@@ -164,8 +164,9 @@ def _gil_figures(options: BenchOptions, report: Report, images: Sequence[bytes])
     deployment = Deployment.from_model(options.model)
     try:
         deployment.load_inference_models(device=options.device)
-        for data in images[: 2 * deployment.engine.max_in_flight]:  # warm-up, not sampled
-            deployment.infer(data)
+        # One pass not sampled: the stages a task compiles on first use (a detector
+        # shape, a recogniser width) compile in it, and hold the GIL while they do.
+        _async_pass(deployment, images)
         samples: list[float] = []
         stacks: Counter[str] = Counter()
         for _ in range(options.repeat):

@@ -3,8 +3,12 @@
 The driver sends references (paths, archive members, video segments); the
 actor reads and decodes them on its node, runs them through its ``Engine``
 (queue sized to the node's cores), sends the result rows straight to the
-collector as one Arrow batch (``ResultBatch``), and answers the driver with a
-small ``UnitDone``.
+collector as one Arrow batch (``ResultBatch``, built from the predictions'
+columns), and answers the driver with a small ``UnitDone``.
+
+The engine's completion functions only note each item's outcome: overlays are
+drawn and written afterwards on the unit's own thread (the actor's call), so
+drawing never holds an engine slot or its host thread.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +32,25 @@ from ..engine._engine import Engine, Image, Outcome
 from ..engine._overlay import draw_prediction
 from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 from ._logs import LogForwarder
-from ._rows import ResultBatch, describe, error_row, result_row, warm_up
+from ._rows import ItemResult, ResultBatch, describe, warm_up
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """An item as the engine finished it: its outcome, and its pixels if an overlay waits."""
+
+    index: int
+    source: str
+    frame: int | None
+    outcome: Outcome
+    pixels: np.ndarray | None = None
+    overlay: Path | None = None
+
+
+_Collect = Callable[[_Finished | ItemResult], None]
 
 
 class _Countdown:
@@ -99,20 +120,20 @@ class InferenceActor:
         import ray
 
         start = time.perf_counter()
-        rows: list[dict[str, Any]] = []
+        finished: list[_Finished | ItemResult] = []
         lock = threading.Lock()
         pending = _Countdown()
 
-        def collect(row: dict[str, Any]) -> None:
+        def collect(item: _Finished | ItemResult) -> None:
             with lock:
-                rows.append(row)
+                finished.append(item)
 
         if isinstance(unit, ImageUnit):
             self._submit_images(unit, collect, pending)
         else:
             self._submit_video(unit, collect, pending)
         pending.wait()
-        batch = ResultBatch.from_rows(rows)
+        batch = ResultBatch.from_items([self._result(item) for item in finished])
         if (batch.first, batch.end) != (unit.first_index, unit.first_index + len(unit)):
             raise RuntimeError(  # a bug here, not a bad input: the driver retries, then splits
                 f"unit {unit.unit_id}: rows {batch.first}..{batch.end - 1}, expected "
@@ -134,24 +155,23 @@ class InferenceActor:
             logs=self.logs.drain(),
         )
 
-    def _row(
-        self,
-        index: int,
-        source: str,
-        frame: int | None,
-        outcome: Outcome,
-        pixels: np.ndarray | None,
-        overlay: Path | None,
-    ) -> dict[str, Any]:
-        """The row of one finished item; its overlay written first, if asked for."""
+    def _failed(self, index: int, source: str, frame: int | None, error: str) -> ItemResult:
+        return ItemResult(index, source, frame, self.node, error=error)
+
+    def _result(self, item: _Finished | ItemResult) -> ItemResult:
+        """An item's result; its overlay drawn and written first, if asked for (here, on
+        the unit's thread, not on the engine's)."""
+        if isinstance(item, ItemResult):
+            return item
+        index, source, frame, outcome = item.index, item.source, item.frame, item.outcome
         if isinstance(outcome, BaseException):
-            return error_row(index, source, frame, describe(outcome), self.node)
+            return self._failed(index, source, frame, describe(outcome))
         try:
-            if overlay is not None and pixels is not None:
-                _write_overlay(overlay, draw_prediction(pixels, outcome))
-            return result_row(index, source, frame, outcome, self.node)
+            if item.overlay is not None and item.pixels is not None:
+                _write_overlay(item.overlay, draw_prediction(item.pixels, outcome, copy=False))
         except BaseException as exc:  # noqa: BLE001 - becomes this item's error row
-            return error_row(index, source, frame, describe(exc), self.node)
+            return self._failed(index, source, frame, describe(exc))
+        return ItemResult(index, source, frame, self.node, outcome)
 
     def _submit(
         self,
@@ -160,19 +180,21 @@ class InferenceActor:
         source: str,
         frame: int | None,
         overlay: Path | None,
-        collect: Any,
+        collect: _Collect,
         pending: _Countdown,
     ) -> None:
         def done(outcome: Outcome, pixels: np.ndarray | None) -> None:
-            try:
-                collect(self._row(index, source, frame, outcome, pixels, overlay))
+            try:  # pixels are kept only for an overlay
+                collect(
+                    _Finished(index, source, frame, outcome, pixels if overlay else None, overlay)
+                )
             finally:
                 pending.done()
 
         pending.add()
         self.engine.submit(image, done)
 
-    def _submit_images(self, unit: ImageUnit, collect: Any, pending: _Countdown) -> None:
+    def _submit_images(self, unit: ImageUnit, collect: _Collect, pending: _Countdown) -> None:
         """Read the unit's files here; infer them as one host task of the engine.
 
         One task per unit rather than per item: for small images the per-item
@@ -182,7 +204,7 @@ class InferenceActor:
         images: list[Image] = []
         for index, ref in unit.items:
             if ref.error is not None:
-                collect(error_row(index, ref.source, None, ref.error, self.node))
+                collect(self._failed(index, ref.source, None, ref.error))
                 continue
             overlay = None
             try:
@@ -191,7 +213,7 @@ class InferenceActor:
                     name = ref.relpath or Path(ref.path).name
                     overlay = overlay_path(self.overlays_dir, name, index)
             except InputError as exc:
-                collect(error_row(index, ref.source, None, str(exc), self.node))
+                collect(self._failed(index, ref.source, None, str(exc)))
                 continue
             todo.append((index, ref.source, overlay))
             images.append(data)
@@ -203,14 +225,15 @@ class InferenceActor:
                 for (index, source, overlay), outcome, image in zip(
                     todo, outcomes, pixels, strict=True
                 ):
-                    collect(self._row(index, source, None, outcome, image, overlay))
+                    kept = image if overlay is not None else None  # only for an overlay
+                    collect(_Finished(index, source, None, outcome, kept, overlay))
             finally:
                 pending.done()
 
         pending.add()
         self.engine.submit_batch(images, done)
 
-    def _submit_video(self, unit: VideoUnit, collect: Any, pending: _Countdown) -> None:
+    def _submit_video(self, unit: VideoUnit, collect: _Collect, pending: _Countdown) -> None:
         seen: set[int] = set()
         try:
             for number, frame in read_segment(unit.path, unit.segment):
@@ -224,7 +247,7 @@ class InferenceActor:
             reason = "frame could not be decoded (missing from the stream)"
         for number in range(unit.segment.start_frame, unit.segment.end_frame):
             if number not in seen:
-                collect(error_row(unit.base_index + number, unit.source, number, reason, self.node))
+                collect(self._failed(unit.base_index + number, unit.source, number, reason))
 
 
 def _warm_up() -> None:
@@ -248,6 +271,8 @@ def overlay_path(folder: Path, relpath: str, index: int) -> Path:
 
 
 def _write_overlay(path: Path, rgb: np.ndarray) -> None:
+    """Write an overlay whole or not at all (temporary name, then rename): the one place
+    overlays are written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.jpg")
     if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..engine._arrow import predictions_from_records
 from ..engine._overlay import draw_prediction
 from ..engine._prediction import RESULT_SCHEMA, Prediction
 from ..sinks import VideoSink
@@ -35,6 +38,8 @@ from ._work import CollectorStatus
 logger = logging.getLogger(__name__)
 
 _END = None
+#: A frame for the video writer: its index, and its prediction (None: the row has an error).
+Frame = tuple[int, Prediction | None]
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,12 @@ class VideoOutput:
 
 
 class _VideoWriter:
-    """Decodes each source video in order, draws its rows, encodes; on its own thread."""
+    """Decodes each source video in order, draws its frames' predictions, encodes; on its
+    own thread."""
 
     def __init__(self, outputs: Sequence[VideoOutput], max_queued_rows: int) -> None:
         self.outputs = sorted(outputs, key=lambda o: o.base_index)
-        self.rows: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queued_rows)
+        self.rows: queue.Queue[Frame | None] = queue.Queue(max_queued_rows)
         self.error: BaseException | None = None
         self.frames_written = 0
         self._thread = threading.Thread(
@@ -60,8 +66,8 @@ class _VideoWriter:
         )
         self._thread.start()
 
-    def feed(self, row: dict[str, Any]) -> None:
-        self.rows.put(row)
+    def feed(self, frame: Frame) -> None:
+        self.rows.put(frame)
 
     def close(self) -> None:
         self.rows.put(_END)
@@ -88,12 +94,12 @@ class _VideoWriter:
                 row = self.rows.get()
                 if row is _END:
                     raise RuntimeError("video rows ended early")
-                number = row["index"] - out.base_index
-                image = _next_frame(frames, number)
+                index, prediction = row
+                image = _next_frame(frames, index - out.base_index)
                 if image is None:
                     continue  # the source cannot be decoded here either; row has the error
-                if not row.get("error"):
-                    image = draw_prediction(image, Prediction.from_row(row), copy=False)
+                if prediction is not None:
+                    image = draw_prediction(image, prediction, copy=False)
                 sink.write(image)
                 self.frames_written += 1
 
@@ -149,9 +155,8 @@ class OrderedCollector:
             if part["first"] >= self.first_image_index:
                 break  # videos come first; the rest are images
             table = pq.read_table(self.sink.folder / part["file"], schema=RESULT_SCHEMA)
-            for row in table.to_pylist():
-                if row["frame"] is not None:
-                    self.video.feed(row)
+            for batch in table.to_batches():
+                self._feed_frames(batch)
 
     def add(self, batch: ResultBatch) -> tuple[str, int]:
         """Take one unit's rows, in any order of units; return ``(epoch, committed_until)``.
@@ -211,13 +216,18 @@ class OrderedCollector:
         return ready
 
     def _feed_video(self, ready: Sequence[ResultBatch]) -> None:
-        assert self.video is not None
         for batch in ready:
             if batch.first >= self.first_image_index:
                 break  # videos come first; the rest are images
-            for row in batch.to_pylist():  # frame rows are few: one per frame, not per box
-                if row["frame"] is not None:
-                    self.video.feed(row)
+            self._feed_frames(batch.records)
+
+    def _feed_frames(self, records: pa.RecordBatch) -> None:
+        """The frame rows of ``records``, read from their columns, to the video writer."""
+        assert self.video is not None
+        frames = records.filter(pc.is_valid(records.column("frame")))
+        indices = frames.column("index").to_pylist()
+        for index, prediction in zip(indices, predictions_from_records(frames), strict=True):
+            self.video.feed((index, prediction))
 
     def flush(self) -> tuple[str, int]:
         """Commit every row that is in order; return ``(epoch, committed_until)``."""
