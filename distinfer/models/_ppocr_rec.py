@@ -68,7 +68,8 @@ def cls_windows(crop: np.ndarray, max_windows: int = CLS_WINDOWS) -> list[np.nda
     if w <= win:
         return [fit_width(crop, win)]
     count = min(max_windows, math.ceil(w / win))
-    starts = np.linspace(0, w - win, count).round().astype(int).tolist()
+    last = w - win  # evenly spread, rounded half to even (np.linspace(0, last, count).round())
+    starts = [round(i * (last / (count - 1))) for i in range(count - 1)] + [last]
     return [np.ascontiguousarray(crop[:, x : x + win]) for x in starts]
 
 
