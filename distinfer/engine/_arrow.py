@@ -29,6 +29,8 @@ from ._prediction import ANNOTATION_TYPE, RESULT_SCHEMA, TENSOR_TYPE, Prediction
 #: The prediction columns of ``RESULT_SCHEMA``, in order.
 PREDICTION_COLUMNS = ("width", "height", "predictions", "text", "tensors")
 _NO_POINTS = np.zeros((0, 2), np.float32)
+_NO_BOXES = pa.array([], ANNOTATION_TYPE)
+_NO_TENSORS = pa.array([], TENSOR_TYPE)
 
 
 def prediction_columns(predictions: Sequence[Prediction | None]) -> dict[str, pa.Array]:
@@ -60,21 +62,38 @@ def _boxes(present: Sequence[Prediction]) -> pa.StructArray:
     """Every box of ``present``, in order, as one struct array of ``ANNOTATION_TYPE``."""
     with_boxes = [p for p in present if len(p.boxes)]
     if not with_boxes:
-        return pa.array([], ANNOTATION_TYPE)
+        return _NO_BOXES
+    total = sum(len(p.boxes) for p in with_boxes)
     boxes = np.concatenate([p.boxes for p in with_boxes])
     scores = np.concatenate([p.scores for p in with_boxes])
-    # One dictionary: every prediction's label table, its ids shifted past the tables before.
-    table = pa.array([label for p in with_boxes for label in p.labels], pa.string())
-    starts = np.cumsum([0] + [len(p.labels) for p in with_boxes[:-1]])
-    label_ids = np.concatenate(
-        [p.label_ids + s for p, s in zip(with_boxes, starts.tolist(), strict=True)]
-    )
+    # One table: every prediction's labels, its ids shifted past the tables before. The
+    # strings are taken from it by reference (an object array), never built per box.
+    table = np.array([label for p in with_boxes for label in p.labels], object)
+    starts = np.cumsum([0] + [len(p.labels) for p in with_boxes[:-1]]).tolist()
+    label_ids = np.concatenate([p.label_ids + s for p, s in zip(with_boxes, starts, strict=True)])
+    children = [
+        pa.array(table[label_ids], pa.string()),
+        pa.array(scores),
+        *(pa.array(np.ascontiguousarray(boxes[:, k])) for k in range(4)),
+        _texts(with_boxes, total),
+        *_classes(with_boxes, table, starts, total),
+        _polygons(with_boxes),
+    ]
+    return pa.StructArray.from_arrays(children, fields=list(ANNOTATION_TYPE))
+
+
+def _classes(
+    with_boxes: Sequence[Prediction], table: np.ndarray, starts: list[int], total: int
+) -> tuple[pa.Array, pa.Array]:
+    """The class label and class score columns (null where a box has none)."""
+    if all(p.class_ids is None and p.class_scores is None for p in with_boxes):
+        return pa.nulls(total, pa.string()), pa.nulls(total, pa.float32())
     class_ids = np.concatenate(
         [
-            np.where(p.class_ids >= 0, p.class_ids + s, -1).astype(ID, copy=False)
+            np.where(p.class_ids >= 0, p.class_ids + s, -1)
             if p.class_ids is not None
-            else np.full(len(p.boxes), -1, ID)
-            for p, s in zip(with_boxes, starts.tolist(), strict=True)
+            else np.full(len(p.boxes), -1)
+            for p, s in zip(with_boxes, starts, strict=True)
         ]
     )
     class_scores = np.concatenate(
@@ -84,20 +103,11 @@ def _boxes(present: Sequence[Prediction]) -> pa.StructArray:
         ]
     ).astype(np.float32, copy=False)
     no_class = class_ids < 0
-    children = [
-        table.take(pa.array(label_ids)),
-        pa.array(scores),
-        *(pa.array(np.ascontiguousarray(boxes[:, k])) for k in range(4)),
-        _texts(with_boxes),
-        table.take(pa.array(np.where(no_class, 0, class_ids), mask=no_class)),
-        pa.array(class_scores, mask=np.isnan(class_scores)),
-        _polygons(with_boxes),
-    ]
-    return pa.StructArray.from_arrays(children, fields=list(ANNOTATION_TYPE))
+    names = pa.array(table[np.where(no_class, 0, class_ids)], pa.string(), mask=no_class)
+    return names, pa.array(class_scores, mask=np.isnan(class_scores))
 
 
-def _texts(with_boxes: Sequence[Prediction]) -> pa.Array:
-    total = sum(len(p.boxes) for p in with_boxes)
+def _texts(with_boxes: Sequence[Prediction], total: int) -> pa.Array:
     if all(p.texts is None for p in with_boxes):
         return pa.nulls(total, pa.string())
     texts = itertools.chain.from_iterable(
@@ -129,6 +139,8 @@ def _polygons(with_boxes: Sequence[Prediction]) -> pa.Array:
 
 
 def _tensors(predictions: Sequence[Prediction | None]) -> pa.Array:
+    if not any(p is not None and p.tensors for p in predictions):
+        return pa.ListArray.from_arrays(_offsets([0] * len(predictions)), _NO_TENSORS)
     named = [
         (name, np.asarray(value, np.float32))
         for p in predictions
