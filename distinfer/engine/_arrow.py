@@ -29,8 +29,6 @@ from ._prediction import ANNOTATION_TYPE, RESULT_SCHEMA, TENSOR_TYPE, Prediction
 #: The prediction columns of ``RESULT_SCHEMA``, in order.
 PREDICTION_COLUMNS = ("width", "height", "predictions", "text", "tensors")
 _NO_POINTS = np.zeros((0, 2), np.float32)
-_NO_BOXES = pa.array([], ANNOTATION_TYPE)
-_NO_TENSORS = pa.array([], TENSOR_TYPE)
 
 
 def prediction_columns(predictions: Sequence[Prediction | None]) -> dict[str, pa.Array]:
@@ -62,17 +60,18 @@ def _boxes(present: Sequence[Prediction]) -> pa.StructArray:
     """Every box of ``present``, in order, as one struct array of ``ANNOTATION_TYPE``."""
     with_boxes = [p for p in present if len(p.boxes)]
     if not with_boxes:
-        return _NO_BOXES
+        return pa.array([], ANNOTATION_TYPE)
     total = sum(len(p.boxes) for p in with_boxes)
     boxes = np.concatenate([p.boxes for p in with_boxes])
     scores = np.concatenate([p.scores for p in with_boxes])
     # One table: every prediction's labels, its ids shifted past the tables before. The
-    # strings are taken from it by reference (an object array), never built per box.
+    # strings are taken from it by reference, never built per box (as a list: pyarrow
+    # converts an object array through pandas, which an actor never needs to import).
     table = np.array([label for p in with_boxes for label in p.labels], object)
     starts = np.cumsum([0] + [len(p.labels) for p in with_boxes[:-1]]).tolist()
     label_ids = np.concatenate([p.label_ids + s for p, s in zip(with_boxes, starts, strict=True)])
     children = [
-        pa.array(table[label_ids], pa.string()),
+        pa.array(table[label_ids].tolist(), pa.string()),
         pa.array(scores),
         *(pa.array(np.ascontiguousarray(boxes[:, k])) for k in range(4)),
         _texts(with_boxes, total),
@@ -103,7 +102,7 @@ def _classes(
         ]
     ).astype(np.float32, copy=False)
     no_class = class_ids < 0
-    names = pa.array(table[np.where(no_class, 0, class_ids)], pa.string(), mask=no_class)
+    names = pa.array(table[np.where(no_class, 0, class_ids)].tolist(), pa.string(), mask=no_class)
     return names, pa.array(class_scores, mask=np.isnan(class_scores))
 
 
@@ -140,7 +139,7 @@ def _polygons(with_boxes: Sequence[Prediction]) -> pa.Array:
 
 def _tensors(predictions: Sequence[Prediction | None]) -> pa.Array:
     if not any(p is not None and p.tensors for p in predictions):
-        return pa.ListArray.from_arrays(_offsets([0] * len(predictions)), _NO_TENSORS)
+        return pa.ListArray.from_arrays(_offsets([0] * len(predictions)), pa.array([], TENSOR_TYPE))
     named = [
         (name, np.asarray(value, np.float32))
         for p in predictions
