@@ -2,18 +2,17 @@
 
 - ``guide_pipeline``: Ray Data as its batch-inference guide writes it,
   ``read_images -> map_batches(pool of GuidePredictor)``;
-- ``engine_pipeline``: Ray Data given distinfer's own decode and engine,
+- ``predictor_pipeline``: Ray Data running distinfer as a user would,
   ``read_binary_files -> map_batches(the predictor of distinfer_predictor)``.
 
 ``distinfer_predictor`` is the one place that says which ``map_batches``
-callable runs distinfer inside Ray Data (today ``EnginePredictor``, below); a
-public distinfer predictor for Ray Data replaces it there and nowhere else.
+callable runs distinfer inside Ray Data: ``distinfer.ray_data.Predictor``, the
+public one, so the benchmark shows its speed beside ``distinfer run``'s.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,53 +65,6 @@ class GuidePredictor:
         return pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
 
 
-class EnginePredictor:
-    """``map_batches`` callable: the same task (pre/post-processing included) in Ray Data.
-
-    ``asynchronous=False`` is the Ray Data idiom: a pool of predictors, each
-    inferring the images of its batch one at a time (the batch, not the
-    request, is the unit of parallelism). ``asynchronous=True`` gives Ray Data
-    distinfer's async engine as well, for comparison.
-    """
-
-    def __init__(self, model: str, indices: dict[str, int], asynchronous: bool) -> None:
-        from distinfer.engine._engine import Engine
-        from distinfer.models import task_from_model
-
-        self.engine = Engine(task_from_model(model), latency=not asynchronous).start()
-        self.indices = indices
-        self.asynchronous = asynchronous
-
-    def __call__(self, batch: dict[str, Any]) -> Any:
-        import pyarrow as pa
-
-        from distinfer.engine._prediction import RESULT_SCHEMA
-
-        paths = [str(p) for p in batch["path"]]
-        rows: list[dict[str, Any] | None] = [None] * len(paths)
-        left = threading.Semaphore(0)
-
-        def finisher(k: int) -> Callable[[Any, Any], None]:
-            def done(outcome: Any, pixels: Any) -> None:
-                rows[k] = result_row(self.indices, paths[k], outcome)
-                left.release()
-
-            return done
-
-        for k, data in enumerate(batch["bytes"]):
-            if self.asynchronous:
-                self.engine.submit(bytes(data), finisher(k))
-                continue
-            try:
-                outcome: Any = self.engine.predict(bytes(data))
-            except Exception as exc:  # noqa: BLE001 - this image's error row
-                outcome = exc
-            finisher(k)(outcome, None)
-        for _ in paths:
-            left.acquire()
-        return pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
-
-
 def result_row(indices: dict[str, int], path: str, outcome: Any) -> dict[str, Any]:
     """The result row of one image of a Ray Data job (its index from its path)."""
     from distinfer.distributed._rows import describe, error_row
@@ -124,12 +76,12 @@ def result_row(indices: dict[str, int], path: str, outcome: Any) -> dict[str, An
     return row(index, path, None, outcome, "raydata")
 
 
-def distinfer_predictor(
-    model: str, indices: dict[str, int], asynchronous: bool
-) -> tuple[type, dict[str, Any]]:
+def distinfer_predictor(model: str) -> tuple[type, dict[str, Any]]:
     """The ``map_batches`` callable that runs distinfer in Ray Data, and its constructor
-    arguments: what the ``engine`` and ``async_engine`` jobs run."""
-    return EnginePredictor, {"model": model, "indices": indices, "asynchronous": asynchronous}
+    arguments: what the ``predictor`` jobs run."""
+    from distinfer.ray_data import Predictor
+
+    return Predictor, {"model": model}
 
 
 def guide_pipeline(
@@ -147,23 +99,17 @@ def guide_pipeline(
     )
 
 
-def engine_pipeline(
-    ray: Any,
-    files: Sequence[str],
-    model: str,
-    indices: dict[str, int],
-    cpus: int,
-    asynchronous: bool,
-) -> Any:
-    """Ray Data given distinfer: file bytes into a pool of sync predictors (one CPU each),
-    or into one async predictor holding every CPU but one."""
-    pool = max(1, cpus - 1)
-    predictor, kwargs = distinfer_predictor(model, indices, asynchronous)
+def predictor_pipeline(ray: Any, files: Sequence[str], model: str, cpus: int, pool: bool) -> Any:
+    """Ray Data given distinfer: file bytes into a pool of predictors of one CPU each
+    (``pool``, the guide's shape), or into one predictor holding every CPU but one; one
+    CPU of the ``cpus`` left for reading either way."""
+    spare = max(1, cpus - 1)
+    predictor, kwargs = distinfer_predictor(model)
     return ray.data.read_binary_files(files, include_paths=True).map_batches(
         predictor,
         fn_constructor_kwargs=kwargs,
         batch_size=RAYDATA_BATCH_ROWS,
-        compute=ray.data.ActorPoolStrategy(size=1 if asynchronous else pool),
-        num_cpus=pool if asynchronous else 1,
+        compute=ray.data.ActorPoolStrategy(size=spare if pool else 1),
+        num_cpus=1 if pool else spare,
         batch_format="numpy",
     )

@@ -3,9 +3,10 @@
 Jobs, each timed from job start (actor start and model compile included) to the
 last file written: ``distinfer`` (a ``distinfer.run``); ``guide``
 (``read_images -> map_batches(actor pool) -> write_parquet`` as Ray Data's
-batch-inference guide writes it, running the same task); ``engine`` and
-``async_engine`` (Ray Data given distinfer's decode and sync engine in a pool,
-or its async engine in one actor). The machine's CPU time around each job
+batch-inference guide writes it, running the same task); ``predictor`` and
+``predictor_one`` (Ray Data running ``distinfer.ray_data.Predictor`` on the
+file bytes: a pool of one-CPU predictors, or one predictor with every CPU but
+one). The machine's CPU time around each job
 (/proc/stat) splits the ratio into work per item and cores kept busy. The
 bare model's limit is measured before and after. The target: distinfer >= 2x
 the guide.
@@ -34,7 +35,7 @@ from distinfer.bench import (
 )
 
 from ._proc import machine_cpu_s
-from ._raydata_pipelines import RAYDATA_BATCH_ROWS, engine_pipeline, guide_pipeline
+from ._raydata_pipelines import RAYDATA_BATCH_ROWS, guide_pipeline, predictor_pipeline
 
 #: The common options this benchmark takes, with its defaults.
 DEFAULTS: dict[str, Any] = {
@@ -47,16 +48,16 @@ DEFAULTS: dict[str, Any] = {
     "overrides": (),
 }
 #: The Ray Data pipelines timed: Ray's batch-inference guide (the target's baseline),
-#: then Ray Data given distinfer's sync engine, and its async engine.
-RAYDATA_VARIANTS = ("guide", "engine", "async_engine")
+#: then distinfer's Ray Data predictor in a pool of one-CPU actors, and in one actor.
+RAYDATA_VARIANTS = ("guide", "predictor", "predictor_one")
 #: Seconds a fresh local Ray is left idle before a job (Ray starts its worker processes).
 RAYDATA_SETTLE_S = 3.0
 #: Report keys of the jobs.
 _RAYDATA_KEYS = {
     "distinfer": "distributed_session",
     "guide": "raydata",
-    "engine": "raydata_engine",
-    "async_engine": "raydata_async_engine",
+    "predictor": "raydata_predictor",
+    "predictor_one": "raydata_predictor_one",
 }
 
 
@@ -130,8 +131,8 @@ def raydata_mode(args: argparse.Namespace, report: Report, pages: Path, workdir:
     labels = {
         "distinfer": "items/s, job wall, Ray up",
         "guide": "items/s, job wall, Ray up",
-        "engine": "items/s, predictors running distinfer's sync engine",
-        "async_engine": "items/s, one actor running distinfer's async engine",
+        "predictor": "items/s, distinfer's Predictor, 1-CPU pool",
+        "predictor_one": "items/s, distinfer's Predictor, one actor",
     }
     for job, wall in walls.items():
         rate = len(paths) / wall
@@ -145,9 +146,9 @@ def raydata_mode(args: argparse.Namespace, report: Report, pages: Path, workdir:
     # What the 2x target asks of distinfer, in this run: twice Ray Data's share of the limit.
     report.values["distributed_needed_for_2x_vs_limit"] = 2 * len(paths) / walls["guide"] / limit
     report.ratio(
-        "distributed_vs_raydata_engine",
+        "distributed_vs_raydata_predictor",
         "distributed_session_items_per_s",
-        "raydata_engine_items_per_s",
+        "raydata_predictor_items_per_s",
     )
     pool = max(1, cpus - 1)
     needed = report.values["distributed_needed_for_2x_vs_limit"]
@@ -158,9 +159,10 @@ def raydata_mode(args: argparse.Namespace, report: Report, pages: Path, workdir:
         f"raydata: Ray Data's batch-inference guide: read_images -> map_batches with a pool of "
         f"{pool} predictor actors (1 CPU each, one CPU left for reading) running the same task "
         "(letterbox, in-graph preprocessing, DB post-processing) with one blocking call per "
-        "image of the model compiled with OpenVINO's defaults; raydata_engine: the same pool "
-        "reading bytes (read_binary_files) and running distinfer's own decode and LATENCY-hint "
-        "engine; raydata_async_engine: one actor running distinfer's async engine. "
+        "image of the model compiled with OpenVINO's defaults; raydata_predictor: the same pool "
+        "reading bytes (read_binary_files) and running distinfer.ray_data.Predictor (its decode "
+        "and engine, one CPU each); raydata_predictor_one: one Predictor with every CPU but "
+        "one. "
         f"batch_size={RAYDATA_BATCH_ROWS}, write_parquet; every run timed from job start "
         "(actor start and model compile included) to the last file written"
     )
@@ -217,10 +219,18 @@ def _raydata_job(
     if variant == "guide":
         dataset = guide_pipeline(ray, files, model, indices, cpus)
     else:
-        dataset = engine_pipeline(ray, files, model, indices, cpus, variant == "async_engine")
+        dataset = predictor_pipeline(ray, files, model, cpus, pool=variant == "predictor")
     dataset.write_parquet(str(out))
     wall = time.perf_counter() - started
-    written = sorted(pq.read_table(out, columns=["index"]).column("index").to_pylist())
+    # The guide's rows carry their index; the predictor's their path (and no error).
+    table = pq.read_table(out)
+    if "index" in table.column_names:
+        written = sorted(table.column("index").to_pylist())
+    else:
+        found = {str(p).lstrip("/") for p in table.column("path").to_pylist()}
+        written = sorted(indices[p] for p in found if p in indices)
+        if table.column("error").null_count != table.num_rows:
+            raise RuntimeError(f"Ray Data's {variant} job failed some pages")
     if written != list(range(len(paths))):
         raise RuntimeError(f"Ray Data wrote {len(written)} rows, not indices 0..{len(paths) - 1}")
     return wall

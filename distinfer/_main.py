@@ -269,6 +269,7 @@ def export(results: str, fmt: str, output: str, partial: bool, categories: str) 
     default="limit,plain,sync,async,video",
     show_default=True,
     help="Comma-separated: limit, plain, sync, async, video (engine, in this process); "
+    "host (CPU per page with inference replayed, GIL held per page with py-spy); "
     "distributed (one distinfer run of the same pages); or engine, all.",
 )
 @click.option(

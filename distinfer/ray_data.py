@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ._config import ModelConfig
 from ._errors import ConfigError
-from .distributed._rows import error_row, result_row
+from .distributed._rows import ItemResult, ResultBatch
 from .engine._decode import DEFAULT_MAX_IMAGE_PIXELS
 from .engine._engine import Engine, Image, Outcome, available_cores
 from .engine._prediction import RESULT_SCHEMA
@@ -130,14 +130,19 @@ class Predictor:
             )
         images = list(_items(batch[name]))
         outcomes = self._infer(images)
-        # The rows of a run (index, source and node left blank), converted the same way.
-        rows = [
-            error_row(0, "", None, _message(outcome, image), "")
+        # The rows of a run (source and node left blank), built from the columns the same way.
+        items = [
+            ItemResult(i, "", None, "", error=_message(outcome, image))
             if isinstance(outcome, BaseException)
-            else result_row(0, "", None, outcome, "")
-            for outcome, image in zip(outcomes, images, strict=True)
+            else ItemResult(i, "", None, "", outcome)
+            for i, (outcome, image) in enumerate(zip(outcomes, images, strict=True))
         ]
-        results = pa.Table.from_pylist(rows, schema=RESULT_SCHEMA).select(list(self._columns))
+        rows = (
+            pa.Table.from_batches([ResultBatch.from_items(items).records])
+            if items
+            else RESULT_SCHEMA.empty_table()
+        )
+        results = rows.select(list(self._columns))
         table = _passed_through(batch, keep)
         if table is None:
             return results

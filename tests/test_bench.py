@@ -68,7 +68,35 @@ def test_bad_options_and_the_moved_modes_are_usage_errors(args: tuple[str, ...])
 
 def test_mode_groups_expand_in_order_without_duplicates() -> None:
     assert parse_modes("engine") == ("limit", "plain", "sync", "async", "video")
-    assert parse_modes("sync,all") == ("sync", "limit", "plain", "async", "video", "distributed")
+    assert parse_modes("sync,all") == (
+        *("sync", "limit", "plain", "async", "video", "host", "distributed"),
+    )
+
+
+def test_the_host_mode_reports_cpu_per_page_outside_decode_and_the_gil_or_why_not() -> None:
+    code, data, output = bench("--modes", "host", "--images", "3", "--repeat", "2")
+
+    assert code == 0, output
+    assert not data["failed"]
+    parts = [data[f"host_{p}_cpu_ms_per_item"] for p in ("decode", "predict", "rows")]
+    assert all(p > 0 for p in parts)
+    samples = data["host_cpu_ms_per_item_samples"]
+    assert len(samples) == 2 and data["host_cpu_ms_per_item"] == pytest.approx(
+        sum(samples) / 2  # the median of two
+    )
+    for i in range(2):  # outside decode: pre- and post-processing and the rows
+        assert samples[i] == pytest.approx(
+            data["host_predict_cpu_ms_per_item_samples"][i]
+            + data["host_rows_cpu_ms_per_item_samples"][i]
+        )
+    if "host gil" in data["skipped"]:  # py-spy is optional
+        assert "py-spy" in data["skipped"]["host gil"]
+    else:
+        gil = data["host_gil_ms_per_item"]  # 3 pages: a few samples, maybe none
+        assert gil == 0 or data["host_gil_pages_per_s_ceiling"] == pytest.approx(1e3 / gil)
+    assert data["commands"]["host"] == (
+        "distinfer bench --modes host --model ppocr-det --images 3 --repeat 2"
+    )
 
 
 def test_each_mode_reports_its_median_against_the_highest_limit_sample() -> None:

@@ -159,6 +159,41 @@ def test_a_tasks_batch_sizes_are_its_default_and_the_latency_engine_never_batche
         assert engine.batch_sizes == {}
 
 
+class _AnyBatchTask(MeanColourTask):
+    """``mean`` takes any batch and answers, per input, the mean colour and the number
+    of inputs its request carried."""
+
+    def graphs(self) -> Mapping[str, ov.Model]:
+        import openvino.opset13 as ops
+
+        x = ops.parameter([-1, SIZE, SIZE, 3], ov.Type.u8, name="image")
+        mean = ops.reduce_mean(ops.convert(x, ov.Type.f32), ops.constant(np.array([1, 2])), False)
+        batch = ops.convert(
+            ops.gather(ops.shape_of(x), ops.constant([0]), ops.constant(0)), ov.Type.f32
+        )
+        size = ops.broadcast(ops.unsqueeze(batch, ops.constant(1)), ops.shape_of(mean))
+        return {"mean": ov.Model([ops.result(mean), ops.result(size)], [x], "any_batch")}
+
+
+@pytest.mark.parametrize("count", [0, 1, 4, 10])
+def test_a_graph_of_any_batch_takes_an_infer_calls_inputs_in_requests_of_up_to_n(
+    count: int,
+) -> None:
+    task = _AnyBatchTask()
+    task.batch_sizes = {"mean": 4}  # type: ignore[attr-defined]
+    rng = np.random.default_rng(count)
+    images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(count)]
+    with Engine(task) as engine:
+        assert engine.batch_sizes == {"mean": 4}
+        outputs = engine.infer("mean", images)
+    assert [out[1][0, 0] for out in outputs] == [4] * (count // 4 * 4) + [count % 4] * (count % 4)
+    for image, out in zip(images, outputs, strict=True):
+        assert out[0].shape == (1, 3)
+        np.testing.assert_allclose(out[0][0], image.reshape(-1, 3).mean(axis=0), rtol=1e-6)
+    with Engine(task, latency=True) as engine:  # one input a request
+        assert [out[1][0, 0] for out in engine.infer("mean", images)] == [1] * count
+
+
 def test_a_graph_that_cannot_batch_says_so() -> None:
     import openvino as ov
     import openvino.opset13 as ops

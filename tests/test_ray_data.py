@@ -140,3 +140,12 @@ def test_encoded_images_over_the_pixel_limit_are_error_values(job: dict[str, Any
     assert {k: rows[0][k] for k in COMPARED} == {k: job["rows"][small][k] for k in COMPARED}
     assert rows[1]["error"].startswith("image too large: 52x40 = 2,080 pixels is over the limit")
     assert rows[1]["predictions"] == []
+
+
+def test_an_empty_batch_gives_no_rows_with_the_columns(job: dict[str, Any]) -> None:
+    predictor = Predictor(job["model"])
+    try:
+        table = predictor({"path": np.array([], dtype=object), "bytes": np.array([], dtype=object)})
+    finally:
+        predictor.close()
+    assert table.num_rows == 0 and table.column_names == ["path", *COMPARED]

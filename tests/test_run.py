@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from _jobs import colour_of, job_config, labels_of, rgb, write_images, write_video
 
-from distinfer import Deployment, OutputError, RunConfig, read_results, run
-from distinfer.sources import probe
+from distinfer import (
+    Deployment,
+    OutputError,
+    Prediction,
+    RunConfig,
+    draw_prediction,
+    read_results,
+    run,
+)
+from distinfer.sources import probe, read_segment, whole_video
 from distinfer.storage import output_lock, resolve_location
 
 
@@ -96,3 +105,12 @@ def test_video_frames_come_back_in_order_and_the_annotated_video_has_every_frame
     assert summary.errors == 0
     out = probe(tmp_path / "annotated.mp4")
     assert out.frame_count == 37 and (out.width, out.height) == (64, 48)
+    # Each frame carries its row's drawing (read from the row's columns by the collector).
+    source = dict(read_segment(str(video), whole_video(probe(video))))
+    annotated = dict(read_segment(str(tmp_path / "annotated.mp4"), whole_video(out)))
+    for n in range(0, 37, 6):
+        drawn = draw_prediction(source[n], Prediction.from_row(frames[n])).astype(int)
+        assert (
+            np.abs(annotated[n] - drawn).mean()
+            < np.abs(annotated[n] - source[n].astype(int)).mean()
+        )

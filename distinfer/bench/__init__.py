@@ -7,6 +7,9 @@ pipeline can never look better. Modes:
 - engine (one process, no Ray; ``_engine_modes``): ``limit``, ``plain`` (a
   user's own OpenVINO loop), ``sync``, ``async`` and ``video`` (the
   ``Deployment`` and ``AsyncVideoProcessor`` API);
+- ``host`` (``_host``): what a page costs the host with the inference taken
+  out: CPU ms per page (outputs replayed from a recording) and GIL-held ms
+  per page on the async pipeline (``py-spy``);
 - ``distributed`` (``_distributed``): one ``distinfer run`` of the same pages,
   its steady rate against the limit.
 

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENGINE_MODES = ("limit", "plain", "sync", "async", "video")
+#: What a page costs the host (CPU with inference replayed, GIL held): ``_host``.
+HOST_MODES = ("host",)
 RAY_MODES = ("distributed",)
-MODES = ENGINE_MODES + RAY_MODES
+MODES = ENGINE_MODES + HOST_MODES + RAY_MODES
 #: The modes that run on the pages (generated, or ``--images-dir``).
-PAGE_MODES = ("plain", "sync", "async", "video", "distributed")
+PAGE_MODES = ("plain", "sync", "async", "video", "host", "distributed")
 #: Names that stand for several modes in ``--modes``.
 MODE_GROUPS = {"engine": ENGINE_MODES, "all": MODES}
 

@@ -41,6 +41,10 @@ def run_bench(options: BenchOptions, echo: Echo | None = None) -> Report:
         engine = [m for m in ENGINE_MODES if m in options.modes and m not in report.skipped]
         if engine:
             guard(report, ", ".join(engine), say, lambda: engine_modes(options, report, images))
+        if "host" in options.modes and "host" not in report.skipped:
+            from ._host import host_mode
+
+            guard(report, "host", say, lambda: host_mode(options, report, images))
         if "distributed" in options.modes and folder is not None:
             from ._distributed import distributed_mode
 

@@ -14,6 +14,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -28,19 +30,33 @@ from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 from ..storage import Location
 from ._logs import LogForwarder
 from ._metrics import ActorMetrics
-from ._rows import ResultBatch, describe, error_row, result_row, warm_up
+from ._rows import ItemResult, ResultBatch, describe, warm_up
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Finished:
+    """An item as the engine finished it: its outcome, and its pixels if an overlay waits."""
+
+    index: int
+    source: str
+    frame: int | None
+    outcome: Outcome
+    pixels: np.ndarray | None = None
+    overlay: Location | None = None
+
+
+_Collect = Callable[[_Finished | ItemResult], None]
+
+
 class _Countdown:
-    """The items of one unit still in the engine; ``wait`` raises what failed the unit."""
+    """The items of one unit still in the engine."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._open = 0
-        self._failure: BaseException | None = None
 
     def add(self) -> None:
         with self._cond:
@@ -51,16 +67,9 @@ class _Countdown:
             self._open -= 1
             self._cond.notify_all()
 
-    def fail(self, exc: BaseException) -> None:
-        """The store is gone (not one item's fault): the unit fails, with no error rows."""
-        with self._cond:
-            self._failure = self._failure or exc
-
     def wait(self) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self._open == 0)
-            if self._failure is not None:
-                raise self._failure
 
 
 class InferenceActor:
@@ -117,20 +126,22 @@ class InferenceActor:
         import ray
 
         start = time.perf_counter()
-        rows: list[dict[str, Any]] = []
+        finished: list[_Finished | ItemResult] = []
         lock = threading.Lock()
         pending = _Countdown()
 
-        def collect(row: dict[str, Any]) -> None:
+        def collect(item: _Finished | ItemResult) -> None:
             with lock:
-                rows.append(row)
+                finished.append(item)
 
         if isinstance(unit, ImageUnit):
             self._submit_images(unit, collect, pending)
         else:
             self._submit_video(unit, collect, pending)
         pending.wait()
-        batch = ResultBatch.from_rows(rows)
+        # Overlays are drawn and written here, on the unit's thread, never holding an
+        # engine slot; a store gone past its retries fails the unit (no error rows).
+        batch = ResultBatch.from_items([self._result(item) for item in finished])
         if (batch.first, batch.end) != (unit.first_index, unit.first_index + len(unit)):
             raise RuntimeError(  # a bug here, not a bad input: the driver retries, then splits
                 f"unit {unit.unit_id}: rows {batch.first}..{batch.end - 1}, expected "
@@ -154,26 +165,24 @@ class InferenceActor:
             logs=self.logs.drain(),
         )
 
-    def _row(
-        self,
-        index: int,
-        source: str,
-        frame: int | None,
-        outcome: Outcome,
-        pixels: np.ndarray | None,
-        overlay: Location | None,
-    ) -> dict[str, Any]:
-        """The row of one finished item; its overlay written first, if asked for."""
+    def _failed(self, index: int, source: str, frame: int | None, error: str) -> ItemResult:
+        return ItemResult(index, source, frame, self.node, error=error)
+
+    def _result(self, item: _Finished | ItemResult) -> ItemResult:
+        """An item's result; its overlay drawn and written first, if asked for."""
+        if isinstance(item, ItemResult):
+            return item
+        index, source, frame, outcome = item.index, item.source, item.frame, item.outcome
         if isinstance(outcome, BaseException):
-            return error_row(index, source, frame, describe(outcome), self.node)
+            return self._failed(index, source, frame, describe(outcome))
         try:
-            if overlay is not None and pixels is not None:
-                _write_overlay(overlay, draw_prediction(pixels, outcome))
-            return result_row(index, source, frame, outcome, self.node)
+            if item.overlay is not None and item.pixels is not None:
+                _write_overlay(item.overlay, draw_prediction(item.pixels, outcome, copy=False))
         except StorageUnavailableError:
-            raise  # the store, not this item: the unit fails (``_Countdown.fail``)
+            raise  # the store, not this item: the unit fails
         except BaseException as exc:  # noqa: BLE001 - becomes this item's error row
-            return error_row(index, source, frame, describe(exc), self.node)
+            return self._failed(index, source, frame, describe(exc))
+        return ItemResult(index, source, frame, self.node, outcome)
 
     def _submit(
         self,
@@ -182,21 +191,21 @@ class InferenceActor:
         source: str,
         frame: int | None,
         overlay: Location | None,
-        collect: Any,
+        collect: _Collect,
         pending: _Countdown,
     ) -> None:
         def done(outcome: Outcome, pixels: np.ndarray | None) -> None:
-            try:
-                collect(self._row(index, source, frame, outcome, pixels, overlay))
-            except StorageUnavailableError as exc:
-                pending.fail(exc)
+            try:  # pixels are kept only for an overlay
+                collect(
+                    _Finished(index, source, frame, outcome, pixels if overlay else None, overlay)
+                )
             finally:
                 pending.done()
 
         pending.add()
         self.engine.submit(image, done)
 
-    def _submit_images(self, unit: ImageUnit, collect: Any, pending: _Countdown) -> None:
+    def _submit_images(self, unit: ImageUnit, collect: _Collect, pending: _Countdown) -> None:
         """Read the unit's files here; infer them as one host task of the engine.
 
         One task per unit rather than per item: for small images the per-item
@@ -206,7 +215,7 @@ class InferenceActor:
         images: list[Image] = []
         for index, ref in unit.items:
             if ref.error is not None:
-                collect(error_row(index, ref.source, None, ref.error, self.node))
+                collect(self._failed(index, ref.source, None, ref.error))
                 continue
             overlay = None
             try:
@@ -215,7 +224,7 @@ class InferenceActor:
                     name = ref.relpath or Path(ref.path).name
                     overlay = overlay_path(self.overlays, name, index)
             except InputError as exc:
-                collect(error_row(index, ref.source, None, str(exc), self.node))
+                collect(self._failed(index, ref.source, None, str(exc)))
                 continue
             todo.append((index, ref.source, overlay))
             images.append(data)
@@ -227,16 +236,15 @@ class InferenceActor:
                 for (index, source, overlay), outcome, image in zip(
                     todo, outcomes, pixels, strict=True
                 ):
-                    collect(self._row(index, source, None, outcome, image, overlay))
-            except StorageUnavailableError as exc:
-                pending.fail(exc)
+                    kept = image if overlay is not None else None  # only for an overlay
+                    collect(_Finished(index, source, None, outcome, kept, overlay))
             finally:
                 pending.done()
 
         pending.add()
         self.engine.submit_batch(images, done)
 
-    def _submit_video(self, unit: VideoUnit, collect: Any, pending: _Countdown) -> None:
+    def _submit_video(self, unit: VideoUnit, collect: _Collect, pending: _Countdown) -> None:
         seen: set[int] = set()
         try:
             for number, frame in read_segment(unit.location, unit.segment):
@@ -250,7 +258,7 @@ class InferenceActor:
             reason = "frame could not be decoded (missing from the stream)"
         for number in range(unit.segment.start_frame, unit.segment.end_frame):
             if number not in seen:
-                collect(error_row(unit.base_index + number, unit.source, number, reason, self.node))
+                collect(self._failed(unit.base_index + number, unit.source, number, reason))
 
 
 def _node_id() -> str:

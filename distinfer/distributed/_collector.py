@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ..engine._arrow import predictions_from_records
 from ..engine._overlay import draw_prediction
 from ..engine._prediction import Prediction
 from ..sinks import VideoSink
@@ -36,6 +39,8 @@ from ._work import CollectorStatus
 logger = logging.getLogger(__name__)
 
 _END = None
+#: A frame for the video writer: its index, and its prediction (None: the row has an error).
+Frame = tuple[int, Prediction | None]
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,8 @@ class VideoOutput:
 
 
 class _VideoWriter:
-    """Decodes each source video in order, draws its rows, encodes; on its own thread."""
+    """Decodes each source video in order, draws its frames' predictions, encodes; on its
+    own thread."""
 
     def __init__(
         self,
@@ -62,7 +68,7 @@ class _VideoWriter:
     ) -> None:
         self.outputs = sorted(outputs, key=lambda o: o.base_index)
         self.fence = fence
-        self.rows: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queued_rows)
+        self.rows: queue.Queue[Frame | None] = queue.Queue(max_queued_rows)
         self.error: BaseException | None = None
         self.frames_written = 0
         self._thread = threading.Thread(
@@ -70,8 +76,8 @@ class _VideoWriter:
         )
         self._thread.start()
 
-    def feed(self, row: dict[str, Any]) -> None:
-        self.rows.put(row)
+    def feed(self, frame: Frame) -> None:
+        self.rows.put(frame)
 
     def close(self) -> None:
         self.rows.put(_END)
@@ -99,12 +105,12 @@ class _VideoWriter:
                 row = self.rows.get()
                 if row is _END:
                     raise RuntimeError("video rows ended early")
-                number = row["index"] - out.base_index
-                image = _next_frame(frames, number)
+                index, prediction = row
+                image = _next_frame(frames, index - out.base_index)
                 if image is None:
                     continue  # the source cannot be decoded here either; row has the error
-                if not row.get("error"):
-                    image = draw_prediction(image, Prediction.from_row(row), copy=False)
+                if prediction is not None:
+                    image = draw_prediction(image, prediction, copy=False)
                 sink.write(image)
                 self.frames_written += 1
             if self.fence is not None:
@@ -166,9 +172,8 @@ class OrderedCollector:
             if part["first"] >= self.first_image_index:
                 break  # videos come first; the rest are images
             table = self.sink.read_part(part)
-            for row in table.to_pylist():
-                if row["frame"] is not None:
-                    self.video.feed(row)
+            for batch in table.to_batches():
+                self._feed_frames(batch)
 
     def add(self, batch: ResultBatch) -> tuple[str, int]:
         """Take one unit's rows, in any order of units; return ``(epoch, committed_until)``.
@@ -228,13 +233,18 @@ class OrderedCollector:
         return ready
 
     def _feed_video(self, ready: Sequence[ResultBatch]) -> None:
-        assert self.video is not None
         for batch in ready:
             if batch.first >= self.first_image_index:
                 break  # videos come first; the rest are images
-            for row in batch.to_pylist():  # frame rows are few: one per frame, not per box
-                if row["frame"] is not None:
-                    self.video.feed(row)
+            self._feed_frames(batch.records)
+
+    def _feed_frames(self, records: pa.RecordBatch) -> None:
+        """The frame rows of ``records``, read from their columns, to the video writer."""
+        assert self.video is not None
+        frames = records.filter(pc.is_valid(records.column("frame")))
+        indices = frames.column("index").to_pylist()
+        for index, prediction in zip(indices, predictions_from_records(frames), strict=True):
+            self.video.feed((index, prediction))
 
     def flush(self) -> tuple[str, int]:
         """Commit every row that is in order; return ``(epoch, committed_until)``."""

@@ -7,6 +7,11 @@ the driver writes for such a unit. Its rows therefore travel as one
 ``first, first + 1, ..., end - 1``; the collector reorders whole batches by
 ``first`` and never looks at a row on its own.
 
+An inference actor builds a unit's batch from ``ItemResult``s with
+``ResultBatch.from_items``: the columns of the predictions go into Arrow arrays
+as they are (``engine._arrow``), without a Python object per box. ``from_rows``
+takes rows as plain dicts (``result_row``, ``error_row``), for tests and tools.
+
 Between processes a batch travels as an Arrow IPC message without its schema
 (both ends know ``RESULT_SCHEMA``): pickling the record batch itself rebuilds
 the nested schema from Python objects on every call, which costs more than the
@@ -19,13 +24,14 @@ import importlib.abc
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from .._errors import InputError
+from ..engine._arrow import prediction_columns
 from ..engine._prediction import RESULT_SCHEMA, Prediction
 
 
@@ -64,6 +70,33 @@ def result_row(
         "error": None,
         "node": node,
     }
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One item's outcome on its way into a ``ResultBatch``: a prediction or an error.
+
+    >>> ItemResult(3, "a.jpg", None, "node-1", error="truncated JPEG").failed
+    True
+    """
+
+    index: int
+    source: str
+    frame: int | None
+    node: str
+    prediction: Prediction | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.prediction is None) == (self.error is None):
+            raise ValueError(
+                f"item {self.index}: expected a prediction or an error, "
+                f"got {'both' if self.error is not None else 'neither'}"
+            )
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 def index_range(rows: pa.RecordBatch | pa.Table) -> tuple[int, int]:
@@ -123,8 +156,23 @@ class ResultBatch:
         object.__setattr__(self, "end", end)
 
     @classmethod
+    def from_items(cls, items: Sequence[ItemResult]) -> ResultBatch:
+        """The rows of these items, in any order, built from the predictions' columns."""
+        ordered = sorted(items, key=attrgetter("index"))
+        columns = prediction_columns([item.prediction for item in ordered])
+        columns.update(
+            index=pa.array([item.index for item in ordered], pa.int64()),
+            source=pa.array([item.source for item in ordered], pa.string()),
+            frame=pa.array([item.frame for item in ordered], pa.int64()),
+            error=pa.array([item.error for item in ordered], pa.string()),
+            node=pa.array([item.node for item in ordered], pa.string()),
+        )
+        arrays = [columns[name] for name in RESULT_SCHEMA.names]
+        return cls(pa.RecordBatch.from_arrays(arrays, schema=RESULT_SCHEMA))
+
+    @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> ResultBatch:
-        """Rows as ``error_row``/``result_row`` make them, in any order."""
+        """Rows as ``error_row``/``result_row`` make them (plain dicts), in any order."""
         ordered = sorted(rows, key=itemgetter("index"))
         return cls(pa.RecordBatch.from_pylist(ordered, schema=RESULT_SCHEMA))
 
@@ -180,5 +228,7 @@ def warm_up() -> None:
             pa.array([0])  # pyarrow's one look for pandas
         finally:
             sys.meta_path.remove(_NO_PANDAS)
-    batch = ResultBatch.from_rows([error_row(0, "", None, "", "")])
+    one = Prediction.from_arrays([[0, 0, 1, 1]], [1.0], [0], [""], width=1, height=1)
+    batch = ResultBatch.from_items([ItemResult(0, "", None, "", one)])
     _from_message(batch.records.serialize())
+    ResultBatch.from_rows([error_row(0, "", None, "", "")])

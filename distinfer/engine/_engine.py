@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,15 @@ from .._errors import InputError, ModelError
 from ..models._task import Task
 from ._decode import as_rgb_array, decode_image
 from ._prediction import Prediction
+from ._stages import (
+    AnyStage,
+    BatchedStage,
+    BlockingStage,
+    GroupedStage,
+    Stage,
+    has_dynamic_batch,
+    with_batch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,165 +63,6 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-class _Call:
-    """One ``infer(stage, inputs)`` call: collects per-input outputs from callbacks."""
-
-    __slots__ = ("done", "error", "inputs", "lock", "outputs", "remaining")
-
-    def __init__(self, inputs: Sequence[np.ndarray]) -> None:
-        self.inputs = inputs  # keeps shared input memory alive until the requests finish
-        self.outputs: list[list[np.ndarray]] = [[] for _ in inputs]
-        self.remaining = len(inputs)
-        self.error: BaseException | None = None
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-        if not inputs:
-            self.done.set()
-
-    def finish_one(self) -> None:
-        with self.lock:
-            self.remaining -= 1
-            if self.remaining == 0:
-                self.done.set()
-
-    def wait(self) -> list[list[np.ndarray]]:
-        """Each request's outputs, once every request has finished."""
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
-        return self.outputs
-
-
-class _Stage:
-    """One compiled graph on its own ``AsyncInferQueue``."""
-
-    def __init__(self, compiled: ov.CompiledModel, jobs: int) -> None:
-        self.queue = ov.AsyncInferQueue(compiled, jobs)
-        self.requests = len(self.queue)
-        self.queue.set_callback(self._on_complete)
-        self.num_outputs = len(compiled.outputs)
-        # start_async picks an idle request; serialise callers so several host
-        # threads can share one queue.
-        self._submit_lock = threading.Lock()
-
-    def _on_complete(self, request: ov.InferRequest, userdata: tuple[_Call, int]) -> None:
-        # Runs on an OpenVINO thread that holds the request until we return:
-        # copy the outputs and leave. Never raise here (it poisons the queue).
-        call, i = userdata
-        try:
-            call.outputs[i] = [
-                request.get_output_tensor(k).data.copy() for k in range(self.num_outputs)
-            ]
-        except BaseException as exc:  # noqa: BLE001 - surfaced by run()
-            call.error = exc
-        call.finish_one()
-
-    def start(self, tensors: Sequence[np.ndarray]) -> _Call:
-        """Queue one request per tensor (each with its batch dimension)."""
-        call = _Call(tensors)
-        for i, x in enumerate(tensors):
-            with self._submit_lock:
-                self.queue.start_async({0: x}, (call, i), share_inputs=True)
-        return call
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        return self.start([np.ascontiguousarray(x[None]) for x in inputs]).wait()
-
-    def __len__(self) -> int:
-        return self.requests
-
-    def close(self) -> None:
-        self.queue.wait_all()
-
-
-class _BatchedStage:
-    """A stage whose requests carry ``size`` inputs each, for small models.
-
-    A request has a fixed cost beyond the model's (scheduling, a callback, a
-    copy); for a classifier of 48x192 crops it is a large part of the whole,
-    and batch 8 runs more crops per second than batch 1 (5,500 vs 3,700 on
-    2 cores, PP-OCR's orientation classifier). Full groups of ``size`` go to
-    the graph compiled at that batch; the rest to the batch-1 graph, so one
-    input never pays for ``size``.
-    """
-
-    def __init__(self, batched: _Stage, single: _Stage, size: int) -> None:
-        self.batched, self.single, self.size = batched, single, size
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        full = len(inputs) - len(inputs) % self.size
-        groups = self.batched.start(
-            [np.stack(inputs[k : k + self.size]) for k in range(0, full, self.size)]
-        )
-        rest = self.single.start([np.ascontiguousarray(x[None]) for x in inputs[full:]])
-        outputs = [
-            [out[j : j + 1] for out in group] for group in groups.wait() for j in range(self.size)
-        ]
-        return outputs + rest.wait()
-
-    def __len__(self) -> int:
-        return max(len(self.batched), len(self.single))
-
-    def close(self) -> None:
-        self.batched.close()
-        self.single.close()
-
-
-class _BlockingStage:
-    """One compiled graph run with blocking ``infer`` calls on the caller's thread.
-
-    For synchronous use (LATENCY hint: one request spans all cores): no
-    callback thread to hop through, the GIL is released while it runs.
-    """
-
-    def __init__(self, compiled: ov.CompiledModel, jobs: int) -> None:
-        self.requests = jobs
-        self.num_outputs = len(compiled.outputs)
-        self._idle: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
-        for _ in range(jobs):
-            self._idle.put(compiled.create_infer_request())
-
-    def __len__(self) -> int:
-        return self.requests
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        request = self._idle.get()
-        try:
-            outputs = []
-            for x in inputs:
-                request.infer({0: np.ascontiguousarray(x[None])}, share_inputs=True)
-                outputs.append(
-                    [request.get_output_tensor(k).data.copy() for k in range(self.num_outputs)]
-                )
-            return outputs
-        finally:
-            self._idle.put(request)
-
-    def close(self) -> None:
-        pass
-
-
-_AnyStage = _Stage | _BatchedStage | _BlockingStage
-
-
-def with_batch(graph: ov.Model, size: int) -> ov.Model:
-    """``graph`` with a static batch of ``size`` on its one input (a copy)."""
-    if len(graph.inputs) != 1:
-        raise ModelError(f"batching needs a graph with one input, this one has {len(graph.inputs)}")
-    shape = graph.inputs[0].get_partial_shape()
-    if shape.rank.is_dynamic or len(shape) < 1:
-        raise ModelError(f"batching needs an input of known rank, got {shape}")
-    shape[0] = size
-    batched = graph.clone()
-    try:
-        batched.reshape({batched.inputs[0]: shape})
-    except Exception as exc:
-        raise ModelError(
-            f"this graph cannot run with batch {size} ({exc}); set model.batch: 1"
-        ) from exc
-    return batched
-
-
 class Engine:
     """A task compiled for one device, with async infer queues and host threads.
 
@@ -228,7 +77,10 @@ class Engine:
 
     ``batch`` is how many inputs one request of a stage carries (None: what
     the task asks for in ``batch_sizes``, if anything; an int: every stage).
-    Only the THROUGHPUT engine batches.
+    Only the THROUGHPUT engine batches. A graph with a static batch is compiled
+    at that batch as well (full groups) and at its own (the rest); a graph whose
+    batch dimension is dynamic takes each ``infer`` call's inputs in requests
+    of up to that many.
 
     The stages a task names in ``lazy_stages`` (input shapes that some inputs
     never need, such as a detector's portrait graph) compile on their first
@@ -275,7 +127,7 @@ class Engine:
         self.max_image_pixels = max_image_pixels
         self._max_in_flight = max_in_flight
         self.max_in_flight = 0  # known once compiled: depends on the requests per stage
-        self._stages: dict[str, _AnyStage] = {}
+        self._stages: dict[str, AnyStage] = {}
         # Stages compiled on first use (``Task.lazy_stages``), and their failures.
         self._lazy: dict[str, ov.Model] = {}
         self._failed: dict[str, ModelError] = {}
@@ -322,24 +174,26 @@ class Engine:
         )
         return self
 
-    def _build(self, core: ov.Core, name: str, graph: ov.Model) -> _AnyStage:
+    def _build(self, core: ov.Core, name: str, graph: ov.Model) -> AnyStage:
         """Compile one stage: blocking, async, or async with batched requests."""
         compiled = self._compile(core, name, graph)
         sizes = self.task.batch_sizes
         size = 1 if self.latency else (self.batch or sizes.get(name, 1))
         if self.latency:
-            return _BlockingStage(compiled, self._requests(compiled))
+            return BlockingStage(compiled, self._requests(compiled))
         if size == 1:
-            return _Stage(compiled, self._requests(compiled))
-        batched = self._compile(core, name, with_batch(graph, size))
+            return Stage(compiled, self._requests(compiled))
         self.batch_sizes[name] = size
-        return _BatchedStage(
-            _Stage(batched, self._requests(batched)),
-            _Stage(compiled, self._requests(compiled)),
+        if has_dynamic_batch(graph):  # one graph takes every batch: a request per group
+            return GroupedStage(Stage(compiled, self._requests(compiled)), size)
+        batched = self._compile(core, name, with_batch(graph, size))
+        return BatchedStage(
+            Stage(batched, self._requests(batched)),
+            Stage(compiled, self._requests(compiled)),
             size,
         )
 
-    def _first_use(self, stage: str) -> _AnyStage:
+    def _first_use(self, stage: str) -> AnyStage:
         """Compile a lazy stage on its first ``infer``, once (a failure is kept, raised again)."""
         with self._lazy_lock:
             if stage in self._stages:

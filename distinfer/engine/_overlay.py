@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import cv2
 import numpy as np
 
@@ -29,7 +32,9 @@ def draw_prediction(image: np.ndarray, prediction: Prediction, *, copy: bool = T
     """Draw boxes (or polygons), labels, scores and text on an RGB image.
 
     Coordinates are in the prediction's source pixels; when ``image`` has
-    another size (a reduced decode, a resized frame) they are scaled to it.
+    another size (a reduced decode, a resized frame) they are scaled to it. Reads
+    the prediction's columns: all boxes and polygons are scaled at once, and each
+    box costs only its drawing calls.
 
     >>> from distinfer import Annotation, Prediction
     >>> img = np.zeros((40, 60, 3), np.uint8)
@@ -38,28 +43,45 @@ def draw_prediction(image: np.ndarray, prediction: Prediction, *, copy: bool = T
     (True, False)
     """
     canvas = image.copy() if copy else image
+    n = len(prediction.boxes)
+    if n == 0:
+        return canvas
     h, w = canvas.shape[:2]
     sx = w / prediction.width if prediction.width else 1.0
     sy = h / prediction.height if prediction.height else 1.0
     thickness = max(1, round(min(h, w) / 400))
     font_scale = max(0.35, min(h, w) / 1200)
-    for ann in prediction.annotations:
-        colour = _colour(ann.class_label or ann.label)
-        if ann.polygon:
-            pts = np.asarray(ann.polygon, np.float32).reshape(-1, 2) * (sx, sy)
-            cv2.polylines(canvas, [pts.round().astype(np.int32)], True, colour, thickness)
-        x1, y1, x2, y2 = (
-            round(v) for v in (ann.box[0] * sx, ann.box[1] * sy, ann.box[2] * sx, ann.box[3] * sy)
-        )
-        if not ann.polygon:
+    labels = prediction.labels
+    boxes = np.rint(prediction.boxes.astype(np.float64) * (sx, sy, sx, sy)).astype(int).tolist()
+    polygons: list[np.ndarray | None] = [None] * n
+    if prediction.polygon_offsets is not None and prediction.polygon_points is not None:
+        points = np.rint(np.multiply(prediction.polygon_points, (sx, sy))).astype(np.int32)
+        bounds = prediction.polygon_offsets.tolist()
+        polygons = [points[a:b] if b > a else None for a, b in itertools.pairwise(bounds)]
+    class_ids = prediction.class_ids.tolist() if prediction.class_ids is not None else [-1] * n
+    class_scores = (
+        prediction.class_scores.tolist() if prediction.class_scores is not None else [None] * n
+    )
+    texts = prediction.texts if prediction.texts is not None else (None,) * n
+    for i, (label_id, score) in enumerate(
+        zip(prediction.label_ids.tolist(), prediction.scores.tolist(), strict=True)
+    ):
+        label = labels[label_id]
+        class_label = labels[class_ids[i]] if class_ids[i] >= 0 else None
+        colour = _colour(class_label or label)
+        x1, y1, x2, y2 = boxes[i]
+        if polygons[i] is not None:
+            cv2.polylines(canvas, [polygons[i]], True, colour, thickness)
+        else:
             cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
         # OCR lines show their text; everything else its label(s) and score(s).
-        if ann.text is not None:
-            caption = ann.text
-        else:
-            caption = f"{ann.label} {ann.score:.2f}"
-            if ann.class_label is not None:
-                caption += f" | {ann.class_label} {ann.class_score or 0:.2f}"
+        caption = texts[i]
+        if caption is None:
+            caption = f"{label} {score:.2f}"
+            if class_label is not None:
+                class_score = class_scores[i]
+                shown = 0.0 if class_score is None or math.isnan(class_score) else class_score
+                caption += f" | {class_label} {shown:.2f}"
         cv2.putText(
             canvas,
             caption,

@@ -1,14 +1,27 @@
-"""Typed inference results: ``Annotation`` and ``Prediction``, and their Arrow schema."""
+"""Typed inference results: ``Prediction`` (columns of arrays), ``Annotation``, their Arrow schema.
+
+A ``Prediction`` holds its boxes as columns, as supervision's ``Detections`` does:
+``boxes`` (N x 4 float32, ``x1, y1, x2, y2`` in source pixels), ``scores``,
+``label_ids`` into one ``labels`` table, polygons as ``polygon_offsets`` into
+``polygon_points``, per-box ``texts``, and a chained classifier's ``class_ids``
+and ``class_scores``. Tasks build it with ``Prediction.from_arrays``; rows and
+drawings read the columns. ``annotations``, one ``Annotation`` object per box,
+is built from them on first use, for the Geti-style API.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from numpy.typing import ArrayLike
+
+from ._columns import checked_columns, columns_of
 
 Box = tuple[float, float, float, float]
 
@@ -52,8 +65,9 @@ class Annotation:
     """One detected object, class, region, or text line.
 
     ``box`` is ``(x1, y1, x2, y2)`` in source-image pixels. ``polygon`` is a flat
-    sequence ``x0, y0, x1, y1, ...`` (also in source pixels). A chained classifier
-    adds ``class_label`` and ``class_score`` for the crop of this box.
+    sequence ``x0, y0, x1, y1, ...`` (also in source pixels; empty means none). A
+    chained classifier adds ``class_label`` and ``class_score`` for the crop of
+    this box.
 
     >>> Annotation("cat", 0.9, (1, 2, 30, 40)).box
     (1.0, 2.0, 30.0, 40.0)
@@ -77,6 +91,8 @@ class Annotation:
             raise ValueError(f"score must be within [0, 1], got {self.score}")
         object.__setattr__(self, "box", box)
         object.__setattr__(self, "score", float(self.score))
+        if self.polygon is not None and len(self.polygon) == 0:
+            object.__setattr__(self, "polygon", None)  # an empty polygon is no polygon
         if self.polygon is not None:
             if len(self.polygon) % 2:
                 raise ValueError(f"polygon needs x, y pairs, got {len(self.polygon)} values")
@@ -113,35 +129,175 @@ class Annotation:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, init=False, repr=False)
 class Prediction:
-    """Everything a model said about one image.
+    """Everything a model said about one image, as columns of arrays (one row per box).
 
-    ``text`` is set by OCR models: the recognised lines in reading order, joined
-    by newlines. ``tensors`` is set by the ``raw`` task: the output tensors by name.
+    ``boxes`` is ``N x 4`` float32 ``x1, y1, x2, y2`` in source pixels; ``scores``
+    float32; ``label_ids`` int32 indices into ``labels``. The polygon of box ``i``
+    is ``polygon_points[polygon_offsets[i]:polygon_offsets[i + 1]]`` (``x, y``
+    rows; none when that is empty); ``texts`` has a string (or None) per box. A
+    chained classifier's label of box ``i`` is ``labels[class_ids[i]]`` (-1: none)
+    with score ``class_scores[i]`` (NaN: none). Optional columns are None when no
+    box has them. ``text`` is set by OCR models: the recognised lines in reading
+    order, joined by newlines; ``tensors`` by the ``raw`` task: the output tensors
+    by name.
+
+    Build one from arrays with ``from_arrays`` (validated, nothing copied), or, as
+    the Geti SDK does, from ``Annotation`` objects; ``annotations`` gives one per
+    box either way (built on first use).
 
     >>> p = Prediction([Annotation("cat", 0.9, (1, 2, 30, 40))], width=64, height=48)
-    >>> p.to_dict()["annotations"][0]["label"]
-    'cat'
+    >>> p.boxes.tolist(), p.labels
+    ([[1.0, 2.0, 30.0, 40.0]], ('cat',))
+    >>> q = Prediction.from_arrays([[1, 2, 30, 40]], [0.9], [0], ["cat"], width=64, height=48)
+    >>> q.annotations[0].label, q == p
+    ('cat', True)
     """
 
-    annotations: Sequence[Annotation] = ()
-    width: int = 0
-    height: int = 0
-    text: str | None = None
-    tensors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    width: int
+    height: int
+    text: str | None
+    tensors: Mapping[str, np.ndarray]
+    boxes: np.ndarray
+    scores: np.ndarray
+    label_ids: np.ndarray
+    labels: tuple[str, ...]
+    polygon_offsets: np.ndarray | None
+    polygon_points: np.ndarray | None
+    texts: tuple[str | None, ...] | None
+    class_ids: np.ndarray | None
+    class_scores: np.ndarray | None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "annotations", tuple(self.annotations))
-        for a in self.annotations:
+    def __init__(
+        self,
+        annotations: Sequence[Annotation] = (),
+        width: int = 0,
+        height: int = 0,
+        text: str | None = None,
+        tensors: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        given = tuple(annotations)
+        for a in given:
             if not isinstance(a, Annotation):
                 raise TypeError(f"annotations must be Annotation objects, got {type(a).__name__}")
-        if self.width < 0 or self.height < 0:
-            raise ValueError(f"width and height must be >= 0, got {self.width}x{self.height}")
+        self._fill(width, height, text, tensors, columns_of(given))
+        object.__setattr__(self, "_annotations", given)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        boxes: ArrayLike,
+        scores: ArrayLike,
+        label_ids: ArrayLike,
+        labels: Sequence[str],
+        *,
+        width: int,
+        height: int,
+        polygon_offsets: ArrayLike | None = None,
+        polygon_points: ArrayLike | None = None,
+        texts: Sequence[str | None] | None = None,
+        class_ids: ArrayLike | None = None,
+        class_scores: ArrayLike | None = None,
+        text: str | None = None,
+        tensors: Mapping[str, np.ndarray] | None = None,
+    ) -> Prediction:
+        """A prediction from its columns; raises ``ValueError`` saying what was expected."""
+        columns = checked_columns(
+            boxes,
+            scores,
+            label_ids,
+            labels,
+            polygon_offsets,
+            polygon_points,
+            texts,
+            class_ids,
+            class_scores,
+        )
+        prediction = cls.__new__(cls)
+        prediction._fill(width, height, text, tensors, columns)
+        object.__setattr__(prediction, "_annotations", None)
+        return prediction
+
+    def _fill(
+        self,
+        width: int,
+        height: int,
+        text: str | None,
+        tensors: Mapping[str, np.ndarray] | None,
+        columns: dict[str, Any],
+    ) -> None:
+        if width < 0 or height < 0:
+            raise ValueError(f"width and height must be >= 0, got {width}x{height}")
+        for name, value in (
+            ("width", width),
+            ("height", height),
+            ("text", text),
+            ("tensors", {} if tensors is None else tensors),
+            *columns.items(),
+        ):
+            object.__setattr__(self, name, value)
 
     @classmethod
     def empty(cls, width: int = 0, height: int = 0) -> Prediction:
         return cls((), width, height)
+
+    @property
+    def annotations(self) -> tuple[Annotation, ...]:
+        """One ``Annotation`` per box, in order (built from the columns on first use)."""
+        found: tuple[Annotation, ...] | None = self.__dict__["_annotations"]
+        if found is None:
+            found = tuple(
+                Annotation(label, score, box, polygon, text, class_label, class_score)
+                for label, score, box, polygon, text, class_label, class_score in zip(
+                    *self._per_box(), strict=True
+                )
+            )
+            object.__setattr__(self, "_annotations", found)
+        return found
+
+    def _per_box(self) -> tuple[list[Any], ...]:
+        """The columns as Python lists, one entry per box (for annotations and ``==``)."""
+        n = len(self.boxes)
+        labels = self.labels
+        polygons: list[Any] = [None] * n
+        if self.polygon_offsets is not None and self.polygon_points is not None:
+            flat, bounds = self.polygon_points.reshape(-1).tolist(), self.polygon_offsets.tolist()
+            polygons = [tuple(flat[2 * a : 2 * b]) or None for a, b in itertools.pairwise(bounds)]
+        class_labels: list[Any] = [None] * n
+        if self.class_ids is not None:
+            class_labels = [labels[i] if i >= 0 else None for i in self.class_ids.tolist()]
+        class_scores: list[Any] = [None] * n
+        if self.class_scores is not None:
+            class_scores = [None if math.isnan(s) else s for s in self.class_scores.tolist()]
+        return (
+            [labels[i] for i in self.label_ids.tolist()],
+            self.scores.tolist(),
+            [tuple(box) for box in self.boxes.tolist()],
+            polygons,
+            list(self.texts) if self.texts is not None else [None] * n,
+            class_labels,
+            class_scores,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Prediction):
+            return NotImplemented
+        return (
+            (self.width, self.height, self.text) == (other.width, other.height, other.text)
+            and self._per_box() == other._per_box()
+            and self.tensors.keys() == other.tensors.keys()
+            and all(np.array_equal(v, other.tensors[k]) for k, v in self.tensors.items())
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal predictions may hold different arrays
+
+    def __repr__(self) -> str:
+        extra = f", tensors={sorted(self.tensors)}" if self.tensors else ""
+        return (
+            f"Prediction({len(self.boxes)} boxes, labels={self.labels!r}, width={self.width}, "
+            f"height={self.height}, text={self.text!r}{extra})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict; tensors become nested lists."""
@@ -154,7 +310,11 @@ class Prediction:
         }
 
     def to_row(self) -> dict[str, Any]:
-        """The prediction columns of ``RESULT_SCHEMA`` (without index, source, ...)."""
+        """The prediction columns of ``RESULT_SCHEMA`` (without index, source, ...).
+
+        Result rows are built from the columns directly (``ResultBatch.from_items``);
+        this is the same row as plain Python objects.
+        """
         return {
             "width": self.width,
             "height": self.height,

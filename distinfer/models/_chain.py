@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,17 +27,12 @@ def _prefixed(infer: InferFn, prefix: str) -> InferFn:
     return run
 
 
-def _crop_box(
-    box: tuple[float, ...], sx: float, sy: float, width: int, height: int
-) -> tuple[int, int, int, int]:
-    """A source-pixel box as integer image pixels (outward rounding, clipped)."""
-    x1, y1, x2, y2 = box
-    return (
-        max(0, math.floor(x1 * sx)),
-        max(0, math.floor(y1 * sy)),
-        min(width, math.ceil(x2 * sx)),
-        min(height, math.ceil(y2 * sy)),
-    )
+def _crop_boxes(boxes: np.ndarray, sx: float, sy: float, width: int, height: int) -> np.ndarray:
+    """Source-pixel boxes as integer image pixels (outward rounding, clipped), ``N x 4``."""
+    scaled = boxes.astype(np.float64) * (sx, sy, sx, sy)
+    low = np.maximum(np.floor(scaled[:, :2]), 0)
+    high = np.minimum(np.ceil(scaled[:, 2:]), (width, height))
+    return np.concatenate([low, high], axis=1).astype(np.int64)
 
 
 class ChainTask:
@@ -93,28 +86,51 @@ class ChainTask:
     ) -> Prediction:
         detected = self.detector.predict(image, _prefixed(infer, DETECTOR_PREFIX), source_size)
         height, width = image.shape[:2]
-        sx, sy = width / source_size[0], height / source_size[1]
-        crops, owners = [], []
-        for i, annotation in enumerate(detected.annotations):
-            x1, y1, x2, y2 = _crop_box(annotation.box, sx, sy, width, height)
-            if x2 - x1 < 1 or y2 - y1 < 1:
-                continue
-            crops.append(image[y1:y2, x1:x2])
-            owners.append(i)
+        rects = _crop_boxes(
+            detected.boxes, width / source_size[0], height / source_size[1], width, height
+        )
+        owners = np.flatnonzero((rects[:, 2] - rects[:, 0] >= 1) & (rects[:, 3] - rects[:, 1] >= 1))
+        crops = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in rects[owners].tolist()]
         classes: list[Prediction] = []
         if crops:
             sizes = [(c.shape[1], c.shape[0]) for c in crops]
             classes = self.classifier.predict_many(
                 crops, _prefixed(infer, CLASSIFIER_PREFIX), sizes
             )
-        annotations = list(detected.annotations)
-        for i, prediction in zip(owners, classes, strict=True):
-            if prediction.annotations:
-                top = prediction.annotations[0]
-                annotations[i] = dataclasses.replace(
-                    annotations[i], class_label=top.label, class_score=top.score
-                )
-        return dataclasses.replace(detected, annotations=annotations)
+        # Each box gets its crop's top class; the class names join the label table.
+        n = len(detected.boxes)
+        labels = list(detected.labels)
+        index = {name: i for i, name in reversed(list(enumerate(labels)))}
+        class_ids = (
+            np.full(n, -1, np.int32) if detected.class_ids is None else detected.class_ids.copy()
+        )
+        class_scores = (
+            np.full(n, np.nan, np.float32)
+            if detected.class_scores is None
+            else detected.class_scores.copy()
+        )
+        for i, prediction in zip(owners.tolist(), classes, strict=True):
+            if len(prediction.boxes):
+                name = prediction.labels[int(prediction.label_ids[0])]
+                if name not in index:
+                    index[name] = len(labels)
+                    labels.append(name)
+                class_ids[i], class_scores[i] = index[name], prediction.scores[0]
+        return Prediction.from_arrays(
+            detected.boxes,
+            detected.scores,
+            detected.label_ids,
+            labels,
+            width=detected.width,
+            height=detected.height,
+            polygon_offsets=detected.polygon_offsets,
+            polygon_points=detected.polygon_points,
+            texts=detected.texts,
+            class_ids=class_ids,
+            class_scores=class_scores,
+            text=detected.text,
+            tensors=detected.tensors,
+        )
 
     def predict_many(
         self,

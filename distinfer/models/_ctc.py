@@ -101,6 +101,45 @@ def ctc_decode_best(
     return text, min(score, 1.0)
 
 
+def ctc_decode_batch(
+    best: np.ndarray, confidence: np.ndarray, alphabet: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """``ctc_decode_best`` of ``N`` lines at once: ``best`` and ``confidence`` are ``(N, T)``.
+
+    ``alphabet`` is ``alphabet_array(...)``. The steps to keep, their count and
+    their mean probability are found for every line in one pass; only the join of
+    each line's characters into its string is per line. Returns the texts and the
+    confidences (float32, 0 for an empty line).
+
+    >>> alphabet = alphabet_array(ctc_alphabet("a\\nb"))
+    >>> best = np.array([[1, 1, 0, 2], [0, 0, 0, 0]])
+    >>> ctc_decode_batch(best, np.full((2, 4), 0.5, np.float32), alphabet)
+    (['ab', ''], array([0.5, 0. ], dtype=float32))
+    """
+    keep = best != BLANK
+    keep[:, 1:] &= best[:, 1:] != best[:, :-1]
+    if keep.any() and int(best[keep].max()) >= len(alphabet):
+        raise ValueError(
+            f"class {int(best[keep].max())} is outside the {len(alphabet)}-class alphabet"
+        )
+    counts = keep.sum(axis=1)
+    kept = np.where(keep, confidence, np.float32(0)).sum(axis=1, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = np.where(counts > 0, kept / counts, np.float32(0)).astype(np.float32)
+    np.minimum(scores, np.float32(1), out=scores)
+    characters = alphabet[best[keep]]
+    ends = np.cumsum(counts).tolist()
+    texts = ["".join(characters[a:b]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    return texts, scores
+
+
+def alphabet_array(alphabet: Sequence[str]) -> np.ndarray:
+    """The alphabet as an array of Python strings, to take many characters at once."""
+    array = np.empty(len(alphabet), object)
+    array[:] = list(alphabet)
+    return array
+
+
 def ctc_greedy_decode(probs: np.ndarray, alphabet: Sequence[str]) -> tuple[str, float]:
     """Best-path decode of one ``(T, C)`` probability array; returns text and confidence."""
     if probs.ndim == 3 and probs.shape[0] == 1:

@@ -17,7 +17,6 @@ inside, then grow ("unclip") the rectangle back to the full text extent
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -45,17 +44,25 @@ class DBParams:
 _DILATE_KERNEL = np.ones((2, 2), np.uint8)
 
 
-def _box_score(prob: np.ndarray, quad: np.ndarray) -> float:
-    """Mean probability inside ``quad``, computed on its bounding window only."""
+def box_scores(prob: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """Mean probability inside each quad (``N x 4 x 2``), each on its bounding window only.
+
+    The windows and the integer corners are computed for all quads at once; only
+    the fill and the masked mean (OpenCV, no vectorised form over polygons) run
+    per quad.
+    """
     h, w = prob.shape
-    x0 = min(max(math.floor(float(quad[:, 0].min())), 0), w - 1)
-    x1 = min(max(math.ceil(float(quad[:, 0].max())), 0), w - 1)
-    y0 = min(max(math.floor(float(quad[:, 1].min())), 0), h - 1)
-    y1 = min(max(math.ceil(float(quad[:, 1].max())), 0), h - 1)
-    mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
-    shifted = (quad - np.array([x0, y0], np.float32)).round().astype(np.int32)
-    cv2.fillPoly(mask, [shifted], 1)
-    return float(cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0])
+    low, high = np.floor(quads.min(axis=1)), np.ceil(quads.max(axis=1))
+    limit = np.array([w - 1, h - 1])
+    x0y0 = np.clip(low, 0, limit).astype(np.int64)
+    x1y1 = np.clip(high, 0, limit).astype(np.int64)
+    corners = (quads - x0y0[:, None, :].astype(np.float32)).round().astype(np.int32)
+    scores = np.empty(len(quads), np.float64)
+    for i, ((x0, y0), (x1, y1)) in enumerate(zip(x0y0.tolist(), x1y1.tolist(), strict=True)):
+        mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
+        cv2.fillPoly(mask, [corners[i]], 1)
+        scores[i] = cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0]
+    return scores
 
 
 def order_quads(points: np.ndarray) -> np.ndarray:
@@ -98,6 +105,10 @@ def db_boxes(prob: np.ndarray, params: DBParams | None = None) -> tuple[np.ndarr
     Returns ``(quads, scores)``: ``quads`` is ``(N, 4, 2)`` float32 corners in map
     pixels, ordered tl, tr, br, bl; ``scores`` is ``(N,)`` float32 mean
     probabilities. Order follows OpenCV's contour order (not reading order).
+
+    OpenCV finds each region's rectangle and corners one call per region (it has no
+    vectorised form); the filters, the scores' windows and the growth run over all
+    regions at once.
     """
     p = params or DBParams()
     if prob.ndim != 2:
@@ -106,23 +117,43 @@ def db_boxes(prob: np.ndarray, params: DBParams | None = None) -> tuple[np.ndarr
     if p.dilate:
         bitmap = cv2.dilate(bitmap, _DILATE_KERNEL)
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    quads: list[np.ndarray] = []
-    scores: list[float] = []
-    for contour in contours[: p.max_candidates]:
-        rect = cv2.minAreaRect(contour)
-        if min(rect[1]) < p.min_size:
-            continue
-        score = _box_score(prob, cv2.boxPoints(rect))
-        if score < p.box_thresh:
-            continue
-        grown = unclip_rect(rect, p.unclip_ratio)
-        if min(grown[1]) < p.min_size + 2:
-            continue
-        quads.append(cv2.boxPoints(grown))
-        scores.append(score)
-    if not quads:
+    rects = [cv2.minAreaRect(c) for c in contours[: p.max_candidates]]
+    # centre x, y, width, height, angle: the values OpenCV gave, as doubles
+    found = np.array([(cx, cy, rw, rh, a) for (cx, cy), (rw, rh), a in rects], np.float64)
+    found = found.reshape(-1, 5)
+    found = found[np.minimum(found[:, 2], found[:, 3]) >= p.min_size]
+    if len(found) == 0:
         return np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32)
-    return order_quads(np.stack(quads)), np.asarray(scores, np.float32)
+    scores = box_scores(prob, _box_points(found))
+    found, scores = found[scores >= p.box_thresh], scores[scores >= p.box_thresh]
+    grown = _unclip(found, p.unclip_ratio)
+    big = np.minimum(grown[:, 2], grown[:, 3]) >= p.min_size + 2
+    if not big.any():
+        return np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32)
+    return order_quads(_box_points(grown[big])), scores[big].astype(np.float32)
+
+
+def _box_points(rects: np.ndarray) -> np.ndarray:
+    """``cv2.boxPoints`` of each rectangle (centre x, y, width, height, angle), ``N x 4 x 2``.
+
+    OpenCV's own corners, one call each: they decide the boxes to the last bit, and
+    its formula has changed between versions.
+    """
+    return np.stack(
+        [cv2.boxPoints(((cx, cy), (rw, rh), a)) for cx, cy, rw, rh, a in rects.tolist()]
+    )
+
+
+def _unclip(rects: np.ndarray, ratio: float) -> np.ndarray:
+    """``unclip_rect`` of each rectangle (centre x, y, width, height, angle)."""
+    rw, rh = rects[:, 2], rects[:, 3]
+    perimeter = 2.0 * (rw + rh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        distance = np.where(perimeter > 0, rw * rh * ratio / perimeter, 0.0)
+    grown = rects.copy()
+    grown[:, 2] = rw + 2 * distance
+    grown[:, 3] = rh + 2 * distance
+    return grown
 
 
 def letterbox(image: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, float]:
@@ -151,18 +182,31 @@ def reading_order(quads: np.ndarray) -> list[list[int]]:
     """Group quads into lines, top to bottom, each line left to right (indices).
 
     A box joins the current line when its vertical centre lies within half the
-    line's mean box height of the line's mean centre.
+    line's mean box height of the line's mean centre. Taking boxes by centre makes
+    this a walk (each box depends on the line so far); its means are kept per line
+    and recomputed only when a box joins, so a page of one box per line costs a
+    comparison per box. Within each line, boxes are then sorted left to right over
+    all lines at once.
     """
     if len(quads) == 0:
         return []
     top, bottom = quads[:, :, 1].min(axis=1), quads[:, :, 1].max(axis=1)
     centre, height, left = (top + bottom) / 2, bottom - top, quads[:, :, 0].min(axis=1)
-    lines: list[list[int]] = []
-    for i in np.argsort(centre, kind="stable").tolist():
-        if lines:
-            line = lines[-1]
-            if abs(centre[i] - centre[line].mean()) < 0.5 * height[line].mean():
-                line.append(i)
-                continue
-        lines.append([i])
-    return [sorted(line, key=lambda j: float(left[j])) for line in lines]
+    by_centre = np.argsort(centre, kind="stable")
+    line_of = np.empty(len(quads), np.int64)
+    line: list[int] = []
+    mean_centre = half_height = None
+    lines = -1
+    for i in by_centre.tolist():
+        if line and abs(centre[i] - mean_centre) < half_height:
+            line.append(i)
+            mean_centre, half_height = centre[line].mean(), 0.5 * height[line].mean()
+        else:
+            line, lines = [i], lines + 1
+            mean_centre, half_height = centre[i], 0.5 * height[i]
+        line_of[i] = lines
+    rank = np.empty(len(quads), np.int64)
+    rank[by_centre] = np.arange(len(quads))  # ties in ``left`` keep the order of joining
+    order = np.lexsort((rank, left, line_of))
+    bounds = np.flatnonzero(np.diff(line_of[order])) + 1
+    return [part.tolist() for part in np.split(order, bounds)]

@@ -15,7 +15,7 @@ and replaces the middle:
 4. ``predict`` resizes with OpenCV the way the wrapper's ``resize_type`` says,
    calls ``infer``, then ``wrapper.postprocess(outputs, meta)`` with the meta of
    ``wrapper.base_preprocess`` (which, with preprocessing embedded, only records
-   the image shape), and converts the result into ``Annotation``s.
+   the image shape), and converts the result into a prediction's columns.
 
 Images are RGB, as the Geti SDK passes them to model_api.
 """
@@ -23,7 +23,7 @@ Images are RGB, as the Geti SDK passes them to model_api.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,7 +35,8 @@ from model_api.adapters.utils import INTERPOLATION_TYPES, crop_resize_ocv
 from model_api.models import Model
 
 from .._errors import ConfigError, ModelError
-from ..engine._prediction import Annotation, Prediction
+from ..engine._prediction import Prediction
+from ._model_api_results import CONVERTERS, Frame
 from ._openvino import MODEL_SUFFIXES, model_info, read_model
 from ._raw import STAGE, copy_model_files, largest_reduction
 from ._task import NO_BATCHES, NO_LAZY_STAGES, InferFn
@@ -124,118 +125,6 @@ def _yolox_resize(image: np.ndarray, w: int, h: int) -> tuple[np.ndarray, float]
     return padded, scale
 
 
-class _Frame:
-    """Where one image came from: the scale from the image given to source pixels."""
-
-    __slots__ = ("image_hw", "source_wh", "sx", "sy")
-
-    def __init__(self, image: np.ndarray, source_wh: tuple[int, int]) -> None:
-        self.image_hw = (int(image.shape[0]), int(image.shape[1]))
-        self.source_wh = source_wh
-        self.sx = source_wh[0] / image.shape[1]
-        self.sy = source_wh[1] / image.shape[0]
-
-    def box(self, x1: Any, y1: Any, x2: Any, y2: Any) -> tuple[float, float, float, float]:
-        return (float(x1) * self.sx, float(y1) * self.sy, float(x2) * self.sx, float(y2) * self.sy)
-
-    def polygon(self, contour: np.ndarray) -> tuple[float, ...]:
-        # Douglas-Peucker with epsilon 0 drops only collinear points: lossless, and a
-        # rectangle's hundreds of boundary pixels become its 4 corners.
-        simple = cv2.approxPolyDP(contour.reshape(-1, 1, 2).astype(np.int32), 0, True)
-        points = simple.reshape(-1, 2).astype(np.float64) * (self.sx, self.sy)
-        return tuple(points.ravel().tolist())
-
-    def contour_box(self, contour: np.ndarray) -> tuple[float, float, float, float]:
-        x, y, w, h = cv2.boundingRect(contour.reshape(-1, 1, 2).astype(np.int32))
-        return self.box(x, y, x + w, y + h)
-
-
-def _score(value: Any) -> float:
-    # Softmax in float32 can land a hair above 1.
-    return min(max(float(value), 0.0), 1.0)
-
-
-def _name(names: Sequence[str] | None, i: int, index: int, wrapper: Any) -> str:
-    # Some wrappers (YOLOX) leave DetectionResult's placeholder name "#".
-    if names and i < len(names) and names[i] and names[i] != "#":
-        return str(names[i])
-    return str(wrapper.get_label_name(index))
-
-
-def _classification(result: Any, wrapper: Any, frame: _Frame) -> list[Annotation]:
-    box = (0.0, 0.0, float(frame.source_wh[0]), float(frame.source_wh[1]))
-    return [
-        Annotation(
-            label.name or wrapper.get_label_name(int(label.id)), _score(label.confidence), box
-        )
-        for label in result.top_labels or ()
-    ]
-
-
-def _detection(result: Any, wrapper: Any, frame: _Frame) -> list[Annotation]:
-    return [
-        Annotation(
-            _name(result.label_names, i, int(index), wrapper), _score(score), frame.box(*box)
-        )
-        for i, (box, score, index) in enumerate(
-            zip(result.bboxes, result.scores, result.labels, strict=True)
-        )
-    ]
-
-
-def _largest_contour(mask: np.ndarray) -> np.ndarray | None:
-    found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    return max(found, key=cv2.contourArea) if found else None
-
-
-def _instance_segmentation(result: Any, wrapper: Any, frame: _Frame) -> list[Annotation]:
-    out = []
-    for i, (box, score, index) in enumerate(
-        zip(result.bboxes, result.scores, result.labels, strict=True)
-    ):
-        polygon = None
-        mask = result.masks[i]
-        if mask.shape == frame.image_hw:  # full-image masks (postprocess_semantic_masks)
-            contour = _largest_contour(mask)
-            polygon = frame.polygon(contour) if contour is not None else None
-        label = _name(result.label_names, i, int(index), wrapper)
-        out.append(Annotation(label, _score(score), frame.box(*box), polygon=polygon))
-    return out
-
-
-def _segmentation(result: Any, wrapper: Any, frame: _Frame) -> list[Annotation]:
-    soft = getattr(result, "soft_prediction", None)
-    if soft is not None and soft.ndim == 3 and soft.shape[2] > 1:
-        found = [(c.label, c.probability, c.shape) for c in wrapper.get_contours(result)]
-    else:  # the model outputs class indices: no probabilities, contours per class
-        hard = getattr(result, "resultImage", result)
-        found = []
-        for index in np.unique(hard).tolist():
-            if index == 0:
-                continue  # background
-            mask = (hard == index).astype(np.uint8)
-            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            found += [(wrapper.get_label_name(index - 1), 1.0, c) for c in contours]
-    return [
-        Annotation(
-            str(label),
-            _score(probability),
-            frame.contour_box(np.asarray(shape)),
-            polygon=frame.polygon(np.asarray(shape)),
-        )
-        for label, probability, shape in found
-    ]
-
-
-_Converter = Callable[[Any, Any, _Frame], list[Annotation]]
-_CONVERTERS: dict[str, _Converter] = {
-    "classification": _classification,
-    "detection": _detection,
-    "segmentation": _segmentation,
-    "instance_segmentation": _instance_segmentation,
-}
-
-
 def read_model_info(path: Path) -> dict[str, str]:
     """``rt_info/model_info`` of a model file as strings (empty when it has none)."""
     return model_info(read_model(path))
@@ -300,7 +189,7 @@ class ModelApiTask:
         self._wrapper = self._create_wrapper()
         self._graph, self._resize_here = self._static_graph()
         self._output_names = list(self._wrapper.outputs)
-        self._convert = _CONVERTERS[self.kind]
+        self._convert = CONVERTERS[self.kind]
 
     def _create_wrapper(self) -> Any:
         try:
@@ -389,8 +278,8 @@ class ModelApiTask:
             result = self._wrapper.postprocess(
                 dict(zip(self._output_names, outs, strict=True)), meta
             )
-            annotations = self._convert(result, self._wrapper, _Frame(image, size))
-            predictions.append(Prediction(annotations, width=size[0], height=size[1]))
+            found = self._convert(result, self._wrapper, Frame(image, size))
+            predictions.append(found.prediction(size))
         return predictions
 
     def save(self, folder: Path) -> dict[str, Any]:

@@ -282,7 +282,7 @@ def test_graphs_take_static_u8_rgb_images() -> None:
     assert str(shapes["det-wide"]) == "[1,480,640,3]"
     assert str(shapes["det-tall"]) == "[1,640,480,3]"
     assert str(shapes["cls"]) == "[1,48,192,3]"
-    assert str(shapes["rec640"]) == "[1,48,640,3]"
+    assert str(shapes["rec640"]) == "[?,48,640,3]"  # a page's lines of one width together
     assert all(str(g.inputs[0].get_element_type()) == "<Type: 'uint8_t'>" for g in graphs.values())
 
 
@@ -337,11 +337,11 @@ def test_a_detector_shape_compiles_on_its_first_page(pages: list[Page]) -> None:
 def test_the_unpadded_detector_shape_finds_what_the_square_one_finds(
     det: Engine, pages: list[Page], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from distinfer.models import ppocr
+    from distinfer.models import _ppocr_det
 
     data = [jpeg(page.image) for page in pages]
     wide = [det.predict(d) for d in data]  # 4:3 pages: 480x640, no padding
-    monkeypatch.setattr(ppocr, "det_stage", lambda width, height: "det")
+    monkeypatch.setattr(_ppocr_det, "det_stage", lambda width, height: "det")
     square = [det.predict(d) for d in data]  # the same pages padded to 640x640
     # The same lines in the same order; their extents move by a few pixels (the
     # network sees no padding, as with PaddleOCR's own resize; text reads as well,
@@ -382,6 +382,25 @@ def test_ocr_annotations_carry_text_scores_orientation_and_source_boxes(
         assert a.label == "text" and 0.5 <= a.score <= 1.0
         assert a.class_label == "0" and a.class_score is not None
         assert iou(truth, a.box) > 0.45
+
+
+def test_a_pages_lines_are_read_in_one_call_per_width_and_batched_requests(
+    ocr: Engine, pages: list[Page]
+) -> None:
+    from distinfer.models.ppocr import REC_BATCH
+
+    calls: list[tuple[str, int]] = []
+
+    def infer(stage: str, inputs: Any) -> list[list[np.ndarray]]:
+        calls.append((stage, len(inputs)))
+        return ocr.infer(stage, inputs)
+
+    prediction = ocr.task.predict(pages[0].image, infer, (1280, 960))
+    rec = [(stage, n) for stage, n in calls if stage.startswith("rec")]
+    assert len(rec) == len({stage for stage, _ in rec}) <= 3  # a call per width bucket
+    assert sum(n for _, n in rec) == len(prediction.boxes) == len(pages[0].lines)
+    assert [stage for stage, _ in calls[:2]] == ["det-wide", "cls"]  # one call each
+    assert all(ocr.batch_sizes[stage] == REC_BATCH for stage, _ in rec)
 
 
 def test_an_upside_down_line_is_turned_by_the_classifier(ocr: Engine, pages: list[Page]) -> None:
