@@ -50,8 +50,8 @@ def run(args: argparse.Namespace, report: Report, workdir: Path, say: Echo) -> N
 
 def realistic_rows(count: int, boxes: int = 5) -> list[dict[str, Any]]:
     """``RESULT_SCHEMA`` rows like a text detector's: ``boxes`` quads each."""
+    from distinfer import Annotation, Prediction
     from distinfer.distributed._rows import result_row
-    from distinfer.engine._prediction import Annotation, Prediction
 
     rng = np.random.default_rng(0)
     rows = []

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from ._config import RunConfig
     from .distributed._driver import run
     from .distributed._summary import RunSummary
+    from .engine._annotation import Annotation
     from .engine._deployment import Deployment
     from .engine._overlay import draw_prediction
-    from .engine._prediction import RESULT_SCHEMA, Annotation, Prediction
+    from .engine._prediction import RESULT_SCHEMA, Prediction
     from .engine._video_processor import AsyncVideoProcessor
     from .sinks._parquet import read_results
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 # ``distinfer.distributed._collector`` without OpenVINO, an inference actor without pydantic's
 # config models it does not use, and ``distinfer --help`` stays quick.
 _LAZY = {
-    "Annotation": ".engine._prediction",
+    "Annotation": ".engine._annotation",
     "AsyncVideoProcessor": ".engine._video_processor",
     "Deployment": ".engine._deployment",
     "Prediction": ".engine._prediction",

@@ -1,4 +1,4 @@
-"""The package's shape: no import cycles."""
+"""The package's shape: no import cycles, no module grown into two."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import distinfer
 
 PACKAGE = Path(distinfer.__file__).parent
+#: A module past this many lines is probably two (STYLE.md: "about 400").
+MAX_MODULE_LINES = 450
 
 
 def module_name(path: Path) -> str:
@@ -75,3 +77,11 @@ def test_the_package_has_no_import_cycle() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_is_over_the_size_where_it_becomes_two() -> None:
+    sizes = {
+        str(p.relative_to(PACKAGE.parent)): len(p.read_text().splitlines())
+        for p in PACKAGE.rglob("*.py")
+    }
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}

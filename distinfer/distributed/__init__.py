@@ -2,7 +2,8 @@
 
 - ``_driver``: ``run(config)``, from checks to the summary.
 - ``_plan``: lazy enumeration of inputs into work units with global indices.
-- ``_dispatch``: the scheduling loop (credits, reorder window, retries, exactly once).
+- ``_dispatch``: the scheduling loop (credits, reorder window, retries, exactly once);
+  ``_failures``: retries, splitting and deliveries kept until committed.
 - ``_placement``: actors per node (``auto``), on the nodes there and those that join.
 - ``_autoscale``: asking a cluster's autoscaler for nodes as the backlog grows.
 - ``_metrics``: the run's metrics through ``ray.util.metrics``, recorded in actors.

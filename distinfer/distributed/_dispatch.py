@@ -35,15 +35,14 @@ from typing import TYPE_CHECKING, Any
 from .._errors import (
     ActorDiedError,
     DistinferError,
-    OutputError,
-    StorageUnavailableError,
     WorkerError,
 )
 from ._autoscale import Demand
+from ._failures import MAX_ATTEMPTS, Delivery, failed_rows, split, stops_the_run
 from ._logs import WorkerLogs
 from ._rows import ResultBatch, describe, error_row
 from ._summary import ProgressFn, RunSummary
-from ._work import CollectorStatus, ErrorItem, ImageUnit, UnitDone, UnitSize, WorkItem, WorkUnit
+from ._work import CollectorStatus, ErrorItem, UnitDone, UnitSize, WorkItem, WorkUnit
 
 if TYPE_CHECKING:
     from ._metrics import MetricsReporter
@@ -51,30 +50,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: A unit that failed this many times is split into single items; a single item
-#: (or a video segment) that fails this many times becomes error rows.
-MAX_ATTEMPTS = 2
 #: How long a dead actor may take to come back before it is given up.
 ACTOR_RESTART_TIMEOUT_S = 60.0
 #: Pause between probes of an actor that Ray reports temporarily unavailable.
 PROBE_INTERVAL_S = 0.5
 WAIT_TIMEOUT_S = 0.5
-
-
-@dataclass
-class _Delivery:
-    """Rows the collector took and may not have committed yet.
-
-    ``unit`` is processed again to redeliver; ``rows`` (error rows made by the
-    driver) are sent again as they are.
-    """
-
-    first_index: int
-    end_index: int
-    items: int
-    errors: int
-    unit: WorkUnit | None = None
-    rows: ResultBatch | None = None
 
 
 @dataclass
@@ -84,34 +64,6 @@ class _Suspect:
     since: float
     probe: Any = None  # an ObjectRef of ``info()``, or None until ``probe_at``
     probe_at: float = 0.0
-
-
-def _split(unit: WorkUnit, unit_ids: Iterator[int]) -> list[WorkUnit]:
-    if isinstance(unit, ImageUnit) and len(unit) > 1:
-        return [ImageUnit(next(unit_ids), (item,)) for item in unit.items]
-    return []
-
-
-def _failed_rows(unit: WorkUnit, reason: str) -> ResultBatch:
-    """Error rows for every index of ``unit``: its range, like the rows of an actor."""
-    if isinstance(unit, ImageUnit):
-        rows = [error_row(i, ref.source, None, reason, "driver") for i, ref in unit.items]
-    else:
-        rows = [
-            error_row(unit.base_index + n, unit.source, n, reason, "driver")
-            for n in range(unit.segment.start_frame, unit.segment.end_frame)
-        ]
-    return ResultBatch.from_rows(rows)
-
-
-def _stops_the_run(exc: Any, ray_task_error: Any) -> DistinferError | None:
-    """The store that stayed away past its retries (``StorageUnavailableError``), or an
-    output that cannot be written (``OutputError``: the collector's, passed on by the
-    actor), inside an actor: the run stops, resumably, instead of retrying the unit."""
-    cause: Any = exc.cause
-    while isinstance(cause, ray_task_error) and getattr(cause, "cause", None) is not None:
-        cause = cause.cause
-    return cause if isinstance(cause, StorageUnavailableError | OutputError) else None
 
 
 class Abort(Exception):
@@ -165,9 +117,9 @@ class Dispatcher:
         self.open_heap: list[tuple[int, int]] = []  # (first index, unit id), lazily pruned
         self.open_ids: set[int] = set()
         self.unit_ids = itertools.count(10**12)  # ids for units made by splitting
-        self.delivered: list[tuple[int, int, _Delivery]] = []  # heap by end index
+        self.delivered: list[tuple[int, int, Delivery]] = []  # heap by end index
         self.delivery_ids = itertools.count()
-        self.rows_to_resend: deque[_Delivery] = deque()
+        self.rows_to_resend: deque[Delivery] = deque()
         self.epoch = ""  # the collector instance that took the rows, learnt in ``run``
         self.committed_until = 0
 
@@ -297,7 +249,7 @@ class Dispatcher:
         try:
             done: UnitDone = self.ray.get(ref)
         except exceptions.RayTaskError as exc:  # raised by our code inside the actor
-            stop = _stops_the_run(exc, exceptions.RayTaskError)
+            stop = stops_the_run(exc, exceptions.RayTaskError)
             if stop is not None:  # not the items' fault: no error rows; a rerun resumes
                 raise stop from None
             logger.warning("unit %d failed on %s: %s", unit.unit_id, name, exc)
@@ -317,7 +269,7 @@ class Dispatcher:
         node["items"] += done.items
         node["errors"] += done.errors
         node["busy_s"] += done.busy_s
-        delivery = _Delivery(
+        delivery = Delivery(
             unit.first_index, unit.first_index + len(unit), done.items, done.errors, unit=unit
         )
         self.on_delivered(delivery, done.collector_epoch, done.committed_until)
@@ -328,7 +280,7 @@ class Dispatcher:
         epoch, committed = self.collector_call(self.collector.add.remote(rows))
         if len(self.summary.error_samples) < 10:
             self.summary.error_samples.extend(rows.errors()[:1])
-        delivery = _Delivery(rows.first, rows.end, len(rows), len(rows), rows=rows)
+        delivery = Delivery(rows.first, rows.end, len(rows), len(rows), rows=rows)
         self.on_delivered(delivery, epoch, committed)
 
     def resend_rows(self) -> None:
@@ -339,7 +291,7 @@ class Dispatcher:
 
     # -- exactly-once through collector restarts ---------------------------------------
 
-    def on_delivered(self, delivery: _Delivery, epoch: str, committed: int) -> None:
+    def on_delivered(self, delivery: Delivery, epoch: str, committed: int) -> None:
         self.summary.processed += delivery.items
         self.summary.errors += delivery.errors
         if epoch != self.epoch:
@@ -366,7 +318,7 @@ class Dispatcher:
             if delivery.end_index > committed:
                 self.redeliver(delivery)
 
-    def redeliver(self, delivery: _Delivery) -> None:
+    def redeliver(self, delivery: Delivery) -> None:
         self.summary.processed -= delivery.items  # counted again when delivered again
         self.summary.errors -= delivery.errors
         if delivery.unit is not None:
@@ -396,9 +348,9 @@ class Dispatcher:
             self.retry.appendleft(unit)
             return
         self.open_ids.discard(unit.unit_id)
-        parts = _split(unit, self.unit_ids)
+        parts = split(unit, self.unit_ids)
         if not parts:  # one item, or a video segment: its rows record the failure
-            self.send_rows(_failed_rows(unit, f"failed {attempts} times; last: {reason}"))
+            self.send_rows(failed_rows(unit, f"failed {attempts} times; last: {reason}"))
             return
         for part in parts:  # isolate the item that kills workers
             self.attempts[part.unit_id] = MAX_ATTEMPTS - 1

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 if TYPE_CHECKING:
-    from ._prediction import Annotation
+    from ._annotation import Annotation
 
 #: Scores may exceed 1 by this much (softmax in float32 can land a hair above it).
 SCORE_SLACK = 1e-6
