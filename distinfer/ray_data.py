@@ -27,7 +27,7 @@ from ._config import ModelConfig
 from ._errors import ConfigError
 from .distributed._rows import ItemResult, ResultBatch
 from .engine._decode import DEFAULT_MAX_IMAGE_PIXELS
-from .engine._engine import Engine, Image, Outcome, available_cores
+from .engine._engine import Engine, Image, Outcome, available_cores, single_threaded_opencv
 from .engine._prediction import RESULT_SCHEMA
 from .models._bundled import BUNDLED_MODELS
 
@@ -105,7 +105,7 @@ class Predictor:
         self.keep_input = keep_input
         task_ = config.build_task()
         self._columns = (*OUTPUT_COLUMNS, "tensors") if task_.kind == "raw" else OUTPUT_COLUMNS
-        self._many = hasattr(task_, "predict_many")
+        single_threaded_opencv()  # a Ray Data actor's process: parallelism is the engine's
         self.engine = Engine(
             task_,
             device=config.device,
@@ -169,7 +169,7 @@ class Predictor:
         outcomes: list[Outcome | None] = [None] * len(images)
         # A task that predicts many items with one infer call gets them in a few large
         # groups; others one by one, so that every host thread has an item.
-        size = math.ceil(len(images) / self.engine.max_in_flight) if self._many else 1
+        size = math.ceil(len(images) / self.engine.max_in_flight)
         left = threading.Semaphore(0)
         groups = range(0, len(images), max(1, size))
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._config import ModelConfig
 from .._errors import InputError, StorageUnavailableError
-from ..engine._engine import Engine, Image, Outcome
+from ..engine._engine import Engine, Image, Outcome, single_threaded_opencv
 from ..engine._overlay import draw_prediction
 from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 from ..storage import Location
@@ -89,6 +89,7 @@ class InferenceActor:
         metrics_run: str | None = None,
     ) -> None:
         self.logs = LogForwarder.install(log_level)
+        single_threaded_opencv()  # this process is ours: parallelism is the engine's
         # ``cluster.metrics``: counters and latencies tagged with the run and the node
         self.metrics = (
             ActorMetrics(run=metrics_run, node=_node_id()) if metrics_run is not None else None
