@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Set everything up and run: `python3 dev.py demo` or `python3 dev.py test`.
+"""Set everything up and run: `python3 dev.py demo` or `python3 dev.py test`
+(`python3 dev.py docs` rewrites docs/config.md from the config's descriptions).
 
 Creates .venv next to this file on first use (and reinstalls when
 pyproject.toml changes), then runs the demo job or the checks: ruff, mypy,
@@ -39,12 +40,14 @@ def ensure_venv() -> None:
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
-    if command not in ("demo", "test"):
+    if command not in ("demo", "test", "docs"):
         print(__doc__, file=sys.stderr)
         return 2
     ensure_venv()
     try:
-        if command == "demo":
+        if command == "docs":  # docs/config.md, from the descriptions in distinfer/_config.py
+            sh(BIN / "python", "-c", "from distinfer._config_doc import write; write()")
+        elif command == "demo":
             sh(BIN / "distinfer", "demo-data", "out/demo/inputs")
             sh(BIN / "distinfer", "run", "configs/demo.yaml", "--overwrite", *argv[1:])
         else:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ._config import ModelConfig
+from ._sections import ModelConfig
 from ._errors import ConfigError
 from .distributed._rows import ItemResult, ResultBatch
 from .engine._decode import DEFAULT_MAX_IMAGE_PIXELS

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .._config import ModelConfig
+from .._sections import ModelConfig
 from .._errors import InputError, StorageUnavailableError
 from ..engine._engine import Engine, Image, Outcome, single_threaded_opencv
 from ..engine._overlay import draw_prediction
