@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ._sections import ModelConfig
 from ._errors import ConfigError
+from ._sections import ModelConfig
 from .distributed._rows import ItemResult, ResultBatch
 from .engine._decode import DEFAULT_MAX_IMAGE_PIXELS
 from .engine._engine import Engine, Image, Outcome, available_cores, single_threaded_opencv

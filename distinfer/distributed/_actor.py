@@ -22,8 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .._sections import ModelConfig
 from .._errors import InputError, StorageUnavailableError
+from .._sections import ModelConfig
 from ..engine._engine import Engine, Image, Outcome, single_threaded_opencv
 from ..engine._overlay import draw_prediction
 from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
