@@ -11,7 +11,7 @@ Distributed, from a YAML job file: ``distinfer run config.yaml`` or
 ``distinfer.run(RunConfig.load("config.yaml"))``.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._errors import (
     ActorDiedError,
@@ -21,8 +21,10 @@ from ._errors import (
     InputError,
     ModelError,
     OutputError,
+    StorageError,
     WorkerError,
 )
+from ._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._config import RunConfig
@@ -51,13 +53,7 @@ _LAZY = {
     "run": ".distributed._driver",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
@@ -75,6 +71,7 @@ __all__ = [
     "RESULT_SCHEMA",
     "RunConfig",
     "RunSummary",
+    "StorageError",
     "WorkerError",
     "draw_prediction",
     "read_results",

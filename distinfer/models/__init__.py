@@ -9,7 +9,9 @@ Names load on first use: the table of bundled models (``BUNDLED_MODELS``) is rea
 the config without loading OpenVINO.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._bundled import BUNDLED_MODELS
@@ -34,13 +36,7 @@ _LAZY = {
     "task_from_model": "._registry",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
