@@ -157,7 +157,8 @@ def test_warming_up_for_rows_leaves_pandas_out_until_something_needs_it() -> Non
 import json, sys
 import pyarrow as pa
 from distinfer.distributed._work import CollectorStatus
-from distinfer.distributed._rows import ResultBatch, error_row, warm_up
+from distinfer.distributed._rows import ResultBatch, error_row
+from distinfer.distributed._startup import warm_up
 warm_up()
 rows = ResultBatch.from_rows([error_row(i, "a.jpg", None, "bad", "n") for i in range(3)])
 loaded = "pandas" in sys.modules

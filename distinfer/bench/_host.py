@@ -56,7 +56,7 @@ Calls = list[tuple[str, int, list[list[np.ndarray]]]]
 
 def host_mode(options: BenchOptions, report: Report, images: Sequence[bytes]) -> None:
     """CPU per page with inference replayed, and GIL per page on the async pipeline."""
-    from ..distributed._rows import warm_up
+    from ..distributed._startup import warm_up
     from ..engine._engine import Engine
     from ..models import task_from_model
 

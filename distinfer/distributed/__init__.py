@@ -11,6 +11,9 @@
 - ``_collector``: the ordered collector writing Parquet parts and the annotated video.
 - ``_work``, ``_rows``, ``_summary``: what travels between them.
 - ``_ray``, ``_submit``, ``_progress``: connecting to Ray, submitting jobs, progress.
+- ``_startup``: what an actor or the collector does as its process starts.
+- ``_logs``: worker log records on the driver's console; ``_reach``: on a cluster, every
+  node checks it sees the run's local paths.
 
 Nothing is imported here: each Ray process loads only the modules it runs.
 """

@@ -30,7 +30,8 @@ from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 from ..storage import Location
 from ._logs import LogForwarder
 from ._metrics import ActorMetrics
-from ._rows import ItemResult, ResultBatch, describe, warm_up
+from ._rows import ItemResult, ResultBatch, describe
+from ._startup import warm_up
 from ._work import ImageUnit, UnitDone, VideoUnit, WorkUnit
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,8 @@ from ..sinks._parquet import ParquetSink
 from ..sources import probe, read_segment, whole_video
 from ..storage import Location, staged
 from ._metrics import CollectorMetrics, RunGauges
-from ._rows import ResultBatch, warm_up
+from ._rows import ResultBatch
+from ._startup import warm_up
 from ._work import CollectorStatus
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,6 @@ rows of a small unit.
 
 from __future__ import annotations
 
-import importlib.abc
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
@@ -193,42 +191,8 @@ class ResultBatch:
         return self.records.to_pylist()  # type: ignore[no-any-return]
 
     def __reduce__(self) -> tuple[Any, tuple[pa.Buffer]]:
-        return _from_message, (self.records.serialize(),)
+        return from_message, (self.records.serialize(),)
 
 
-def _from_message(message: pa.Buffer) -> ResultBatch:
+def from_message(message: pa.Buffer) -> ResultBatch:
     return ResultBatch(pa.ipc.read_record_batch(message, RESULT_SCHEMA))
-
-
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """An import hook under which ``import pandas`` fails as if it were not installed."""
-
-    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
-        if name.partition(".")[0] == "pandas":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-
-_NO_PANDAS = _NoPandas()
-
-
-def warm_up() -> None:
-    """Take one batch through ``from_rows``, IPC and back, once per process.
-
-    A process that will send or receive rows does this at start, so that the
-    first unit of a job does not pay for pyarrow's first conversion. That
-    conversion imports pandas, when installed, only to ask whether its input is
-    a pandas object (0.35 s of CPU here, in every actor and collector); result
-    rows never are, so the question is answered without pandas: pyarrow asks
-    once per process and remembers, and whatever needs pandas later
-    (``to_pandas``) still imports it.
-    """
-    if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _NO_PANDAS)
-        try:
-            pa.array([0])  # pyarrow's one look for pandas
-        finally:
-            sys.meta_path.remove(_NO_PANDAS)
-    one = Prediction.from_arrays([[0, 0, 1, 1]], [1.0], [0], [""], width=1, height=1)
-    batch = ResultBatch.from_items([ItemResult(0, "", None, "", one)])
-    _from_message(batch.records.serialize())
-    ResultBatch.from_rows([error_row(0, "", None, "", "")])
