@@ -187,11 +187,14 @@ def create_output_folders(config: RunConfig) -> None:
 
 
 def _with_total(progress: ProgressFn | None, count: TotalCount) -> ProgressFn | None:
-    """``progress`` told the total as soon as the background count has it."""
+    """``progress`` told the total as soon as the background count has it; the count
+    starts with the first results (the first units' listing goes first)."""
     if progress is None:
         return None
 
     def report(summary: RunSummary, total: int | None) -> None:
+        if summary.processed:
+            count.start()
         progress(summary, total if total is not None else count.total)
 
     return report
@@ -258,14 +261,15 @@ def _run(
             check_nodes_reach(ray, config.locations)  # local paths, on every node
         collector = start_collector(ray, config, plan, fence)
         count = TotalCount(config, plan)
+
+        def remaining(done: int) -> int | None:
+            total = count.start().total  # asked once work is under way
+            return None if total is None else total - resume_from - done
+
         scale = None
         if cluster.address is not None:  # an embedded Ray has no autoscaler to ask
             scale = ScaleRequests(
-                request_resources,
-                max_nodes=cluster.max_nodes,
-                remaining=lambda done: (
-                    None if count.total is None else count.total - resume_from - done
-                ),
+                request_resources, max_nodes=cluster.max_nodes, remaining=remaining
             )
         run_tag = fingerprint(config) if cluster.metrics else None
         placement = Placement(
@@ -286,7 +290,6 @@ def _run(
                 window_items=cluster.reorder_buffer_items,
             )
             enumeration = Enumeration(config, plan, resume_from, size)
-            count.start()
             options = DispatchOptions(
                 units_in_flight_per_actor=cluster.units_in_flight_per_actor,
                 reorder_buffer_items=cluster.reorder_buffer_items,

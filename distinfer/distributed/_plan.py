@@ -145,7 +145,9 @@ class TotalCount:
 
     Enumeration stays lazy (the first units go out while a huge listing is still
     being read); this second pass over the same inputs only counts, so that the
-    progress can show a total and an ETA long before the run ends. ``total`` is
+    progress can show a total and an ETA long before the run ends. The driver starts
+    it once the first results are in: until then the listing that feeds the first
+    units has the store (and the GIL) to itself. ``total`` is
     None until the count is done, and stays None if the inputs cannot be counted
     (the enumeration reports why).
     """
@@ -157,7 +159,9 @@ class TotalCount:
         )
 
     def start(self) -> TotalCount:
-        self._thread.start()
+        """Start counting, once (later calls do nothing)."""
+        if self._thread.ident is None:
+            self._thread.start()
         return self
 
     def _count(self, config: RunConfig, plan: VideoPlan) -> None:
