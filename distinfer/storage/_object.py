@@ -22,8 +22,15 @@ from .._errors import ObjectSizeError, PreconditionFailedError, StorageError
 from ._filesystem import DEFAULT_BLOCK_SIZE, ObjectInfo
 from ._options import StorageOptions
 from ._reader import RangedReader
-from ._store import INITIAL_BACKOFF_S, build_store, env_fingerprint
-from ._translate import access_error, classify, translate
+from ._store import (
+    INITIAL_BACKOFF_S,
+    METADATA_CONNECT_TIMEOUT_S,
+    build_store,
+    env_fingerprint,
+    instance_role_only,
+    unreachable,
+)
+from ._translate import access_error, classify, no_credentials_error, translate
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
@@ -270,9 +277,16 @@ class ObjectFileSystem:
 
     def check_access(self, path: str) -> None:
         """One LIST request below ``path`` (its bucket's root for a bucket); when listing
-        is forbidden and ``path`` names an object, one HEAD of it instead."""
+        is forbidden and ``path`` names an object, one HEAD of it instead. With no key
+        but an instance role's to use, the instance metadata service must first take a
+        connection within a second."""
         import obstore
 
+        metadata = instance_role_only(self._scheme, self._options, os.environ)
+        if metadata is not None:
+            why = unreachable(metadata, METADATA_CONNECT_TIMEOUT_S)
+            if why is not None:
+                raise no_credentials_error(self.uri(path), f"instance metadata service: {why}")
         store = self._obstore()
         folder = path.strip("/")
         try:

@@ -17,6 +17,8 @@ import configparser
 import hashlib
 import logging
 import os
+import socket
+import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,20 @@ _MAX_BACKOFF_S = 15.0
 _STORE_KINDS = {"abfs": "az", "abfss": "az", "https": "http"}
 _ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
 _REGION_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION")
+#: Where an S3 client with no key of its own asks for an instance role's (AWS's
+#: instance metadata service), and how long a connection to it may take before we
+#: say there are no credentials: AWS's SDKs wait 1 s. obstore would retry it for the
+#: whole retry budget (``storage.retry_timeout_s``, 2 minutes) on a machine that has
+#: no such service, before any error.
+METADATA_ENDPOINT = "http://169.254.169.254"
+METADATA_CONNECT_TIMEOUT_S = 1.0
+# Other places an AWS client finds credentials without keys: web identity (EKS) and
+# the container endpoint (ECS).
+_KEYLESS_AWS_SOURCES = (
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
 _PROFILE_KEYS = {
     "aws_access_key_id": "access_key_id",
     "aws_secret_access_key": "secret_access_key",
@@ -161,3 +177,31 @@ def _section(path: str, section: str) -> dict[str, str]:
     if not parser.has_section(section):
         return {}
     return {k.lower(): v.strip() for k, v in parser.items(section) if v.strip()}
+
+
+def instance_role_only(
+    scheme: str, options: StorageOptions, environ: Mapping[str, str]
+) -> str | None:
+    """The instance metadata endpoint, when it is the only place a store of ``scheme``
+    can get credentials from in this process (S3 only); else None."""
+    if _STORE_KINDS.get(scheme, scheme) != "s3" or options.anonymous:
+        return None
+    config, _ = _s3_settings(options, environ)
+    if environ.get("AWS_ACCESS_KEY_ID") or config.get("access_key_id"):
+        return None
+    if any(environ.get(name) for name in _KEYLESS_AWS_SOURCES):
+        return None
+    return environ.get("AWS_METADATA_ENDPOINT") or METADATA_ENDPOINT
+
+
+def unreachable(endpoint: str, timeout_s: float) -> str | None:
+    """Why a TCP connection to ``endpoint`` does not open within ``timeout_s``; None if it does."""
+    parts = urllib.parse.urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
+            return None
+    except TimeoutError:
+        return f"no connection within {timeout_s:g} s"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__

@@ -30,6 +30,18 @@ _OS_REASON = re.compile(r'message: "([^"]{1,120})"')
 _HTTP_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")
 _INVALID_KEY = re.compile(r'path: "([^"]{0,300})"')
 _URL = re.compile(r"\w+://\S+")
+# Where a client with no key of its own asks for one: the instance metadata services of
+# AWS (IMDSv2's token first), GCP and Azure, and ECS's container endpoint.
+_METADATA = re.compile(
+    r"169\.254\.169\.254|169\.254\.170\.2|metadata\.google\.internal|/latest/api/token"
+    r"|/latest/meta-data/|/metadata/identity/"
+)
+# What to set, by store kind, when no credentials were found.
+_CREDENTIAL_SOURCES = {
+    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE and ~/.aws/credentials)",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS",
+    "az": "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or a SAS token)",
+}
 
 _CREDENTIAL_CODES = frozenset(
     {
@@ -50,7 +62,7 @@ _NO_BUCKET_CODES = frozenset({"NoSuchBucket", "ContainerNotFound"})
 class Failure:
     """What one obstore exception means: a kind, and a one-line detail."""
 
-    kind: str  # not_found, exists, precondition, denied, credentials, no_bucket, ...
+    kind: str  # not_found, exists, precondition, denied, credentials, no_credentials, ...
     detail: str
     status: int | None = None
     code: str | None = None
@@ -67,6 +79,8 @@ def classify(exc: BaseException) -> Failure:
     code_match = _S3_CODE.search(text)
     code = code_match.group(1) if code_match else None
     detail = _detail(text, first, status_match, code)
+    if _METADATA.search(first):  # no key of its own, and no instance role answered
+        return Failure("no_credentials", detail, status, code)
     if isinstance(exc, obe.InvalidPathError):
         key = _INVALID_KEY.search(text)
         named = f"{key.group(1)!r}" if key else "an object"
@@ -160,6 +174,11 @@ def translate(exc: BaseException, uri: str, doing: str) -> BaseException:
             f"{uri}: {detail} (an empty, '.' or '..' path segment) while {doing}; "
             "rename that object or point at a prefix that does not include it"
         )
+    if kind == "no_credentials":  # mid-run: the instance role's refresh failed
+        return StorageUnavailableError(
+            f"{uri}: no credentials while {doing}: the instance metadata service did not "
+            f"give any ({detail})"
+        )
     if kind == "unavailable":
         return StorageUnavailableError(
             f"{uri}: the store did not answer while {doing} ({detail}); "
@@ -168,9 +187,24 @@ def translate(exc: BaseException, uri: str, doing: str) -> BaseException:
     return StorageError(f"{uri}: {doing} failed ({detail})")
 
 
+def no_credentials_error(uri: str, detail: str) -> StorageAccessError:
+    """No key in this process's environment or profile files, and no instance role."""
+    scheme = uri.split("://", 1)[0]
+    wanted = _CREDENTIAL_SOURCES.get(
+        {"abfs": "az", "abfss": "az"}.get(scheme, scheme), "the store's credential variables"
+    )
+    return StorageAccessError(
+        f"{uri}: no credentials found: none in this process's environment or profile files, "
+        f"and no instance role answered ({detail}); set {wanted} on every node, use an "
+        "instance role, or set storage.anonymous: true for a public bucket"
+    )
+
+
 def access_error(exc: BaseException, uri: str) -> BaseException:
     """The error for a failed :meth:`check_access` probe: what is wrong and what to do."""
     failure = classify(exc)
+    if failure.kind == "no_credentials":
+        return no_credentials_error(uri, failure.detail)
     if failure.kind == "credentials":
         return StorageAccessError(
             f"{uri}: the credentials were refused ({failure.detail}); set "

@@ -8,9 +8,14 @@ secret ever shows in a message, a repr, a log line or a pickle.
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
+import os
 import pickle
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from distinfer.storage import (
     StorageUnavailableError,
     resolve_location,
 )
+from distinfer.storage._store import instance_role_only
 
 BUCKET = "guarded"
 SECRET = "SECRET-do-not-print-7Qx2"
@@ -142,6 +148,85 @@ def test_profile_files_are_read_when_the_environment_has_no_key(
     monkeypatch.setenv("AWS_PROFILE", "nobody")
     with pytest.raises(StorageAccessError, match="access denied"):
         _loc(endpoint=auth_server.endpoint).fs.check_access("in/")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str) -> None:
+    """No key in the environment nor in profile files: only an instance role is left."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+
+
+def test_no_credentials_at_all_is_said_at_once_naming_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, auth_server: AuthServer, tmp_path: Path
+) -> None:
+    _no_credentials(monkeypatch, tmp_path, auth_server.endpoint)
+    metadata = f"http://127.0.0.1:{_closed_port()}"  # no instance metadata service here
+    monkeypatch.setenv("AWS_METADATA_ENDPOINT", metadata)
+    assert instance_role_only("s3", StorageOptions(), os.environ) == metadata
+    started = time.monotonic()
+    with pytest.raises(StorageAccessError) as info:
+        _loc("in/").fs.check_access("in/")
+    assert time.monotonic() - started < 5  # not the 120 s retry budget
+    message = str(info.value)
+    assert message.startswith(f"s3://{BUCKET}/in/: no credentials found")
+    assert "instance metadata service: Connection refused" in message
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in message
+    assert "storage.anonymous: true" in message
+
+
+class _NoRole(http.server.BaseHTTPRequestHandler):
+    """An instance metadata service on a machine with no role: 404 to every request."""
+
+    def _refuse(self) -> None:
+        self.send_error(404)
+
+    do_GET = do_PUT = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_instance_role_that_gives_nothing_is_no_credentials_not_denied_access(
+    monkeypatch: pytest.MonkeyPatch, auth_server: AuthServer, tmp_path: Path
+) -> None:
+    _no_credentials(monkeypatch, tmp_path, auth_server.endpoint)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoRole) as metadata:
+        threading.Thread(target=metadata.serve_forever, daemon=True).start()
+        monkeypatch.setenv("AWS_METADATA_ENDPOINT", f"http://127.0.0.1:{metadata.server_port}")
+        try:
+            with pytest.raises(StorageAccessError, match="no credentials found") as info:
+                _loc("in/", retry_timeout_s=5).fs.check_access("in/")
+        finally:
+            metadata.shutdown()
+    assert "HTTP 404" in str(info.value) and "access denied" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "options"),
+    [
+        ("AWS_ACCESS_KEY_ID", {}),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", {}),
+        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", {}),
+        (None, {"anonymous": True}),
+    ],
+)
+def test_the_metadata_service_is_not_asked_when_another_source_is_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str | None, options: dict[str, bool]
+) -> None:
+    _no_credentials(monkeypatch, tmp_path, "http://127.0.0.1:9")
+    if variable is not None:
+        monkeypatch.setenv(variable, "set")
+    assert instance_role_only("s3", StorageOptions(**options), os.environ) is None
+    assert instance_role_only("gs", StorageOptions(), os.environ) is None  # S3 only
 
 
 def test_no_secret_in_messages_reprs_logs_or_pickles(

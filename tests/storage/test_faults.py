@@ -95,3 +95,22 @@ def test_an_unreachable_store_fails_within_the_retry_budget(s3_bucket: Bucket) -
         assert time.monotonic() - started < 5
         assert loc.uri in str(info.value) or "s3://" in str(info.value)
         assert "Debug source" not in str(info.value)
+
+
+def test_an_instance_role_lost_mid_run_is_a_resumable_outage_not_a_bad_object() -> None:
+    # obstore's message when refreshing an instance role's credentials fails: the URL
+    # of the metadata service, never the object's.
+    from obstore.exceptions import GenericError
+
+    from distinfer.storage._translate import translate
+
+    failure = GenericError(
+        "Generic S3 error: Error performing PUT http://169.254.169.254/latest/api/token "
+        "in 1.2ms - Server returned non-2xx status code: 403 Forbidden: denied"
+    )
+    error = translate(failure, "s3://b/pages/1.jpg", "reading")
+    assert isinstance(error, StorageUnavailableError)
+    assert str(error) == (
+        "s3://b/pages/1.jpg: no credentials while reading: the instance metadata service "
+        "did not give any (HTTP 403 Forbidden)"
+    )

@@ -4,6 +4,7 @@ is faster), naming the key, the URI and the cause."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,25 @@ def test_refused_credentials_exit_2_naming_the_key_and_what_to_set(
     assert "error: input.images[0]: s3://guarded/in/: the credentials were refused" in done.output
     assert "InvalidAccessKeyId" in done.output and "AWS_ACCESS_KEY_ID" in done.output
     assert SECRET not in done.output and "Traceback" not in done.output
+
+
+def test_no_credentials_anywhere_exit_2_at_once_saying_what_to_set(
+    guarded: str, inputs: Inputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = inputs.job("local", "s3://guarded/out", storage={"endpoint": guarded})
+    job["input"] = {"images": ["s3://guarded/in/"]}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with socket.socket() as closed:  # where no instance metadata service listens
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("AWS_METADATA_ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    done = CliRunner().invoke(main, ["run", str(write_config(tmp_path, job))])
+    assert done.exit_code == 2, done.output
+    assert "error: input.images[0]: s3://guarded/in/: no credentials found" in done.output
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in done.output
+    assert "Traceback" not in done.output
 
 
 def test_a_missing_bucket_exits_2_before_ray_starts(
