@@ -194,6 +194,33 @@ def test_a_graph_of_any_batch_takes_an_infer_calls_inputs_in_requests_of_up_to_n
         assert [out[1][0, 0] for out in engine.infer("mean", images)] == [1] * count
 
 
+class _StaticBatchTask(_AnyBatchTask):
+    """``_AnyBatchTask`` with a static batch of 1: the engine compiles it at batch 4 too."""
+
+    def graphs(self) -> Mapping[str, ov.Model]:
+        (graph,) = super().graphs().values()
+        graph.reshape({graph.inputs[0]: ov.PartialShape([1, SIZE, SIZE, 3])})
+        return {"mean": graph}
+
+
+@pytest.mark.parametrize(
+    ("count", "request_sizes"),
+    [(1, [1]), (2, [4, 4]), (3, [4] * 3), (5, [4] * 4 + [1]), (6, [4] * 6), (9, [4] * 8 + [1])],
+)
+def test_a_static_batch_takes_a_rest_of_half_a_batch_or_more_in_one_padded_request(
+    count: int, request_sizes: list[int]
+) -> None:
+    task = _StaticBatchTask()
+    task.batch_sizes = {"mean": 4}  # type: ignore[attr-defined]
+    rng = np.random.default_rng(count)
+    images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(count)]
+    with Engine(task) as engine:
+        outputs = engine.infer("mean", images)
+    assert [out[1][0, 0] for out in outputs] == request_sizes  # the batch its request carried
+    for image, out in zip(images, outputs, strict=True):
+        np.testing.assert_allclose(out[0][0], image.reshape(-1, 3).mean(axis=0), rtol=1e-6)
+
+
 def test_a_graph_that_cannot_batch_says_so() -> None:
     import openvino as ov
     import openvino.opset13 as ops

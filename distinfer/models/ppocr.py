@@ -38,7 +38,7 @@ import openvino as ov
 from .._errors import ConfigError, ModelError
 from ..engine._prediction import Prediction
 from ._bundled import BUNDLED_MODELS
-from ._ctc import alphabet_array, crop_line, model_alphabet
+from ._ctc import alphabet_array, crop_lines, model_alphabet
 from ._db import DBParams, reading_order
 from ._openvino import read_model
 from ._ppocr_det import DET_FIRST_USE, DET_SHAPES, DET_SIZE, TextDetector, det_stage, text_boxes
@@ -317,7 +317,7 @@ class OCRTask(_PPOCRBase):
         crops = []
         for image, (quads, _), (width, height) in zip(images, found, source_sizes, strict=True):
             to_image = np.array([image.shape[1] / width, image.shape[0] / height], np.float32)
-            crops += [crop_line(image, q * to_image, REC_HEIGHT) for q in quads]
+            crops += crop_lines(image, quads * to_image, REC_HEIGHT)
         orientation, orientation_scores = classify(crops, infer)
         flip = (orientation == CLS_LABELS.index("180")) & (orientation_scores > self.cls_thresh)
         for i in np.flatnonzero(flip).tolist():
