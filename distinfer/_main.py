@@ -321,6 +321,9 @@ def bench(
 ) -> None:
     """Measure your model on this machine: every figure as a ratio to the bare model's limit.
 
+    --set model.openvino.KEY=VALUE compiles every mode, the limit too, with that
+    OpenVINO property (e.g. INFERENCE_NUM_THREADS=1).
+
     The comparisons with Ray Data and the project's instruments are in the
     repository's benchmarks/ folder (python benchmarks/run.py --help).
     """

@@ -43,6 +43,19 @@ def test_the_engine_modes_report_each_figure_and_its_ratio_to_the_highest_limit(
     assert "$ distinfer bench --modes limit --model ppocr-det --seconds 0.5" in output
 
 
+def test_openvino_properties_set_on_the_command_line_compile_every_mode_and_the_limit() -> None:
+    one_thread = "model.openvino.INFERENCE_NUM_THREADS=1"
+    code, data, output = bench(
+        "--images", "2", "--seconds", "0.5", "--modes", "limit,sync", "--set", one_thread
+    )  # fmt: skip
+
+    assert code == 0, output
+    # One thread is one stream: OpenVINO's optimal request count is then 1 (the limit's),
+    # and the engine keeps two requests for its one stream.
+    assert data["limit_infer_requests"] == 1 and data["engine_infer_requests"] == 2
+    assert data["commands"]["sync"].endswith(f"--images 2 --set {one_thread}")
+
+
 def test_a_mode_that_cannot_run_says_why_and_the_others_still_run() -> None:
     code, data, output = bench("--model", "ppocr", "--modes", "limit", "--seconds", "1")
 

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from ._limit import bare_model, measure_limit
-from ._options import BenchOptions
+from ._options import BenchOptions, openvino_overrides
 from ._pages import image_paths
 from ._report import Report
 
@@ -181,12 +181,13 @@ def bracketed_run(
     beside it.
     """
     bare = bare_model(model, image_paths(images)[0].read_bytes())
-    limits = [measure_limit(bare, how.seconds, how.device)[0]]
+    openvino = openvino_overrides(how.overrides)
+    limits = [measure_limit(bare, how.seconds, how.device, openvino)[0]]
     runs = []
     for _ in range(how.repeat):
         watch = how.watch() if how.watch is not None else None
         figures = timed_run(model, images, out, how.overrides, watch)
-        limits.append(measure_limit(bare, how.seconds, how.device)[0])
+        limits.append(measure_limit(bare, how.seconds, how.device, openvino)[0])
         limit = max(limits[-2:], key=lambda s: s.fps)
         steady = figures.steady_items_per_s
         runs.append((figures, limit, figures.wall_items_per_s if steady is None else steady))

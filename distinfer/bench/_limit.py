@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,11 +101,15 @@ def bare_model(model: str, image: bytes | None = None) -> Any:
     return bare
 
 
-def measure_limit(bare: Any, seconds: float, device: str = "CPU") -> tuple[Sample, int]:
-    """benchmark_app's figure on ``bare``, and the number of infer requests it used."""
+def measure_limit(
+    bare: Any, seconds: float, device: str = "CPU", openvino: Mapping[str, Any] | None = None
+) -> tuple[Sample, int]:
+    """benchmark_app's figure on ``bare``, and the number of infer requests it used;
+    ``openvino``: properties merged over the THROUGHPUT hint (as a job's ``model.openvino``)."""
     import openvino as ov
 
-    compiled = ov.Core().compile_model(bare, device, {"PERFORMANCE_HINT": "THROUGHPUT"})
+    config = {"PERFORMANCE_HINT": "THROUGHPUT", **(openvino or {})}
+    compiled = ov.Core().compile_model(bare, device, config)
     requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     queue = ov.AsyncInferQueue(compiled, requests)
     port = compiled.inputs[0]

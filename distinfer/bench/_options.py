@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ENGINE_MODES = ("limit", "plain", "sync", "async", "video")
 #: What a page costs the host (CPU with inference replayed, GIL held): ``_host``.
@@ -12,6 +16,7 @@ RAY_MODES = ("distributed",)
 MODES = ENGINE_MODES + HOST_MODES + RAY_MODES
 #: The modes that run on the pages (generated, or ``--images-dir``).
 PAGE_MODES = ("plain", "sync", "async", "video", "host", "distributed")
+_OPENVINO = "model.openvino."
 #: Names that stand for several modes in ``--modes``.
 MODE_GROUPS = {"engine": ENGINE_MODES, "all": MODES}
 
@@ -38,6 +43,11 @@ class BenchOptions:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seconds <= 0:
             raise ValueError(f"seconds must be > 0, got {self.seconds}")
+
+    @property
+    def openvino(self) -> dict[str, Any]:
+        """``openvino_overrides`` of this bench's ``--set`` values."""
+        return openvino_overrides(self.overrides)
 
     def command(self, *modes: str) -> str:
         """The ``distinfer bench`` command line that measures ``modes`` alone.
@@ -72,3 +82,19 @@ def parse_modes(text: str) -> tuple[str, ...]:
             if mode not in modes:
                 modes.append(mode)
     return tuple(modes)
+
+
+def openvino_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """The ``model.openvino`` properties among ``--set`` values: every mode compiles with
+    them (a distributed run through its job config, the in-process modes and the limit
+    directly), so that the ratios compare like with like.
+
+    >>> openvino_overrides(["model.openvino.INFERENCE_NUM_THREADS=1", "cluster.address=auto"])
+    {'INFERENCE_NUM_THREADS': 1}
+    """
+    found = {}
+    for item in overrides:
+        key, _, raw = item.partition("=")
+        if key.startswith(_OPENVINO) and len(key) > len(_OPENVINO):
+            found[key[len(_OPENVINO) :]] = yaml.safe_load(raw) if raw else None
+    return found
