@@ -9,7 +9,7 @@ import distinfer
 
 PACKAGE = Path(distinfer.__file__).parent
 #: A module past this many lines is probably two (STYLE.md: "about 400").
-MAX_MODULE_LINES = 450
+MAX_MODULE_LINES = 420
 
 
 def module_name(path: Path) -> str:
