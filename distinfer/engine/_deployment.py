@@ -229,7 +229,10 @@ class Deployment:
     def _finish_one(self) -> None:
         with self._state:
             self._pending -= 1
-            self._state.notify_all()
+            # Wake a waiter only when what it waits for may have come true: nothing
+            # pending (_drain), or room for one more (await_any); not once per item.
+            if self._pending == 0 or self._pending == self.engine.max_in_flight - 1:
+                self._state.notify_all()
 
     def _dispatch(self) -> None:
         while True:

@@ -17,7 +17,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from ._stages import (
     has_dynamic_batch,
     with_batch,
 )
+from ._threads import HostThreads
 
 logger = logging.getLogger(__name__)
 
@@ -147,14 +147,13 @@ class Engine:
         self._failed: dict[str, ModelError] = {}
         self._lazy_lock = threading.Lock()
         self._core: ov.Core | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._slots: threading.BoundedSemaphore | None = None
+        self._host: HostThreads | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> Engine:
         """Compile the task's graphs (all but its ``lazy_stages``) and start the host threads."""
-        if self._pool is not None:
+        if self._host is not None:
             return self
         core = ov.Core()
         if self.cache_dir is not None:
@@ -175,8 +174,7 @@ class Engine:
         self._core = core
         self._lazy = {name: graphs[name] for name in lazy}
         self.max_in_flight = self._max_in_flight or 2 * requests
-        self._slots = threading.BoundedSemaphore(self.max_in_flight)
-        self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="distinfer-host")
+        self._host = HostThreads(self.max_in_flight, "distinfer-host")
         logger.info(
             "compiled %s on %s: %d infer requests per stage, %d items in flight, batches %s%s",
             self.task.kind,
@@ -258,9 +256,9 @@ class Engine:
 
     def close(self) -> None:
         """Finish the items in flight, then release the threads and the queues."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        if self._host is not None:
+            self._host.shutdown()
+            self._host = None
         for stage in self._stages.values():
             stage.close()
         self._stages.clear()
@@ -301,14 +299,9 @@ class Engine:
         Blocks while ``max_in_flight`` items are already in flight: backpressure,
         so memory stays bounded whatever the input rate.
         """
-        if self._pool is None or self._slots is None:
+        if self._host is None:
             raise RuntimeError("Engine is not started: call start() or use it as a context manager")
-        self._slots.acquire()
-        try:
-            self._pool.submit(self._run, image, done)
-        except BaseException:
-            self._slots.release()
-            raise
+        self._host.submit(self._run, image, done)
 
     def submit_batch(self, images: Sequence[Image], done: BatchCompletion) -> None:
         """Queue several items as one host task; ``done(outcomes, pixels)`` once.
@@ -317,14 +310,9 @@ class Engine:
         ``predict_many`` (if it has one) sends all items through the queue in
         one ``infer`` call. Item failures stay per item. Takes one in-flight slot.
         """
-        if self._pool is None or self._slots is None:
+        if self._host is None:
             raise RuntimeError("Engine is not started: call start() or use it as a context manager")
-        self._slots.acquire()
-        try:
-            self._pool.submit(self._run_batch, list(images), done)
-        except BaseException:
-            self._slots.release()
-            raise
+        self._host.submit(self._run_batch, list(images), done)
 
     def predict_batch(
         self, images: Sequence[Image]
@@ -355,17 +343,13 @@ class Engine:
         return [outcomes[i] for i in range(len(images))], found
 
     def _run_batch(self, images: list[Image], done: BatchCompletion) -> None:
-        assert self._slots is not None
         try:
             outcomes, pixels = self.predict_batch(images)
             done(outcomes, pixels)
-        except Exception:  # a completion function must not kill the pool
+        except Exception:  # a completion function must not kill the host thread
             logger.exception("batch completion function failed")
-        finally:
-            self._slots.release()
 
     def _run(self, image: Image, done: Completion) -> None:
-        assert self._slots is not None
         pixels = None
         try:
             pixels, source_size = self.decode(image)
@@ -376,8 +360,6 @@ class Engine:
             done(outcome, pixels)
         except BaseException:
             logger.exception("completion function failed")
-        finally:
-            self._slots.release()
 
     def decode(self, image: Image) -> tuple[np.ndarray, tuple[int, int]]:
         """RGB pixels (validated, or decoded from bytes) and the source (width, height)."""

@@ -20,9 +20,14 @@ from .._errors import ModelError
 
 
 class Call:
-    """One ``infer(stage, inputs)`` call: collects per-input outputs from callbacks."""
+    """One ``infer(stage, inputs)`` call: collects per-input outputs from callbacks.
 
-    __slots__ = ("done", "error", "inputs", "lock", "outputs", "remaining")
+    Its caller waits on a lock taken at creation and released by the last
+    callback: a plain lock is the cheapest wake-up CPython has (``threading.Event``
+    is Python around a ``Condition``), and a page waits once per ``infer`` call.
+    """
+
+    __slots__ = ("_done", "error", "inputs", "lock", "outputs", "remaining")
 
     def __init__(self, inputs: Sequence[np.ndarray]) -> None:
         self.inputs = inputs  # keeps shared input memory alive until the requests finish
@@ -30,19 +35,21 @@ class Call:
         self.remaining = len(inputs)
         self.error: BaseException | None = None
         self.lock = threading.Lock()
-        self.done = threading.Event()
-        if not inputs:
-            self.done.set()
+        self._done = threading.Lock()
+        if inputs:
+            self._done.acquire()  # released by the last finish_one
 
     def finish_one(self) -> None:
         with self.lock:
             self.remaining -= 1
-            if self.remaining == 0:
-                self.done.set()
+            last = self.remaining == 0
+        if last:
+            self._done.release()
 
     def wait(self) -> list[list[np.ndarray]]:
-        """Each request's outputs, once every request has finished."""
-        self.done.wait()
+        """Each request's outputs, once every request has finished (once per call)."""
+        with self._done:
+            pass
         if self.error is not None:
             raise self.error
         return self.outputs

@@ -1,0 +1,54 @@
+"""The engine's host threads: a bound on the calls in flight, a bad call costs only itself."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from distinfer.engine._threads import HostThreads
+
+
+def test_submit_blocks_while_every_thread_is_busy_and_shutdown_finishes_the_queue() -> None:
+    release = threading.Event()
+    running: list[int] = []
+    done: list[int] = []
+
+    def job(i: int) -> None:
+        running.append(i)
+        release.wait(10)
+        done.append(i)
+
+    host = HostThreads(2, "test-host")
+    host.submit(job, 0)
+    host.submit(job, 1)
+    third = threading.Thread(target=host.submit, args=(job, 2))
+    third.start()
+    time.sleep(0.2)
+    assert third.is_alive() and sorted(running) == [0, 1]  # the third waits for a slot
+    release.set()
+    third.join(10)
+    host.shutdown()
+    assert sorted(done) == [0, 1, 2]
+
+
+def test_a_call_that_raises_is_logged_and_the_threads_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    results: list[int] = []
+
+    def bad() -> None:
+        raise ValueError("boom")
+
+    host = HostThreads(1, "test-host")
+    host.submit(bad)
+    host.submit(results.append, 7)  # the only thread is still there, its slot given back
+    host.shutdown()
+    assert results == [7]
+    assert "a host task failed" in caplog.text and "boom" in caplog.text
+
+
+def test_at_least_one_thread() -> None:
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        HostThreads(0, "none")
