@@ -51,9 +51,9 @@ Check = Callable[[Mapping[str, Any]], Any]
 def auto_actors_per_node(cpus: float) -> int:
     """How many actors ``actors_per_node: auto`` puts on a node of ``cpus`` cores.
 
-    One process cannot keep many cores busy: its host-side Python holds the GIL.
     On 16 cores (ppocr-det, see docs/cluster.md) one process reached 0.60-0.63 of
-    the bare model's limit, 4 processes of 4 threads 0.825, 8 of 2 threads 0.852.
+    the bare model's limit, 4 processes of 4 threads 0.825, 8 of 2 threads 0.852
+    (why one process stops there is not profiled yet).
     On 2 cores one actor reaches 0.98.
 
     >>> [auto_actors_per_node(c) for c in (1, 2, 4, 7, 8, 12, 16, 32, 96)]
