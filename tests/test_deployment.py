@@ -132,6 +132,22 @@ def test_await_any_blocks_while_the_queue_is_full_and_returns_once_an_item_compl
     assert sorted(completed) == list(range(full))
 
 
+def test_close_with_items_in_flight_runs_their_callbacks_and_loads_nothing_again() -> None:
+    task = MeanColourTask(delay_s=lambda img: 0.01)
+    deployment = Deployment(task)
+    deployment.load_inference_models(max_async_infer_requests=2)
+    seen: list[int] = []
+    deployment.set_asynchronous_callback(lambda image, prediction, i: seen.append(i))
+    for i in range(6):
+        deployment.infer_async(solid((i, 0, 0)), runtime_data=i)
+    closing = threading.Thread(target=deployment.close)  # no await_all: close finishes them
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive(), "close() hung"
+    assert sorted(seen) == list(range(6))
+    assert deployment._engine is None  # the callbacks after the engine closed loaded none
+
+
 def test_infer_rejects_bad_input_with_a_value_error(deployment: Deployment) -> None:
     with pytest.raises(ValueError, match="uint8"):
         deployment.infer(np.zeros((4, 4, 3), np.int16))

@@ -227,11 +227,14 @@ class Deployment:
             self._state.wait_for(lambda: self._pending == 0)
 
     def _finish_one(self) -> None:
+        # Wake a waiter only when what it waits for may have come true: nothing
+        # pending (_drain), or room for one more (await_any); not once per item. The
+        # engine may be gone (close() drains after closing it): never load it here.
+        engine = self._engine
+        room = engine.max_in_flight - 1 if engine is not None else 0
         with self._state:
             self._pending -= 1
-            # Wake a waiter only when what it waits for may have come true: nothing
-            # pending (_drain), or room for one more (await_any); not once per item.
-            if self._pending == 0 or self._pending == self.engine.max_in_flight - 1:
+            if self._pending in (0, room):
                 self._state.notify_all()
 
     def _dispatch(self) -> None:
