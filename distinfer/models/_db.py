@@ -169,7 +169,12 @@ def letterbox(image: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, 
     height, width = size_hw
     ratio = min(width / w, height / h)
     rw, rh = max(1, min(width, round(w * ratio))), max(1, min(height, round(h * ratio)))
-    canvas = np.zeros((height, width, 3), np.uint8)
+    if (rw, rh) == (w, h) == (width, height):  # already the input's size: no copy
+        return np.ascontiguousarray(image), 1.0
+    # Only the padding is cleared: the image covers the rest.
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[rh:] = 0
+    canvas[:rh, rw:] = 0
     if (rw, rh) == (w, h):
         canvas[:h, :w] = image
     else:

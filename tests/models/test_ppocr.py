@@ -138,6 +138,10 @@ def test_letterbox_keeps_the_aspect_and_pads_bottom_right() -> None:
     assert wide.shape == (480, 640, 3) and to_image == 2.0 and (wide == 200).all()
     small, to_image = letterbox(np.full((100, 50, 3), 9, np.uint8), (640, 640))
     assert to_image == pytest.approx(100 / 640) and (small[:, :320] == 9).all()
+    assert (small[:, 320:] == 0).all()  # the padding right of an upscaled tall image
+    same = np.full((480, 640, 3), 7, np.uint8)
+    canvas, to_image = letterbox(same, (480, 640))
+    assert to_image == 1.0 and canvas is same  # the input's own size: no copy
 
 
 def test_each_page_goes_to_the_smallest_detector_shape_that_holds_it() -> None:
