@@ -36,11 +36,14 @@ _METADATA = re.compile(
     r"169\.254\.169\.254|169\.254\.170\.2|metadata\.google\.internal|/latest/api/token"
     r"|/latest/meta-data/|/metadata/identity/"
 )
-# What to set, by store kind, when no credentials were found.
+# What to set, by scheme, when no credentials were found.
+_AZURE_CREDENTIALS = "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or a SAS token)"
 _CREDENTIAL_SOURCES = {
     "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE and ~/.aws/credentials)",
     "gs": "GOOGLE_APPLICATION_CREDENTIALS",
-    "az": "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or a SAS token)",
+    "az": _AZURE_CREDENTIALS,
+    "abfs": _AZURE_CREDENTIALS,
+    "abfss": _AZURE_CREDENTIALS,
 }
 
 _CREDENTIAL_CODES = frozenset(
@@ -190,9 +193,7 @@ def translate(exc: BaseException, uri: str, doing: str) -> BaseException:
 def no_credentials_error(uri: str, detail: str) -> StorageAccessError:
     """No key in this process's environment or profile files, and no instance role."""
     scheme = uri.split("://", 1)[0]
-    wanted = _CREDENTIAL_SOURCES.get(
-        {"abfs": "az", "abfss": "az"}.get(scheme, scheme), "the store's credential variables"
-    )
+    wanted = _CREDENTIAL_SOURCES.get(scheme, "the store's credential variables")
     return StorageAccessError(
         f"{uri}: no credentials found: none in this process's environment or profile files, "
         f"and no instance role answered ({detail}); set {wanted} on every node, use an "
