@@ -84,7 +84,7 @@ class RunConfig(_Section):
             raise ConfigError(
                 f"the config must be a mapping of sections, got {type(data).__name__}"
             )
-        merged = _apply_overrides(dict(data), overrides)
+        merged = apply_overrides(dict(data), overrides)
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
@@ -116,7 +116,8 @@ class RunConfig(_Section):
         check_local(self.locations)
 
 
-def _apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``data`` with each ``key.path=value`` of ``overrides`` set (values read as YAML)."""
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:

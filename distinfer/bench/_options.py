@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ENGINE_MODES = ("limit", "plain", "sync", "async", "video")
 #: What a page costs the host (CPU with inference replayed, GIL held): ``_host``.
 HOST_MODES = ("host",)
@@ -92,9 +90,9 @@ def openvino_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     >>> openvino_overrides(["model.openvino.INFERENCE_NUM_THREADS=1", "cluster.address=auto"])
     {'INFERENCE_NUM_THREADS': 1}
     """
-    found = {}
-    for item in overrides:
-        key, _, raw = item.partition("=")
-        if key.startswith(_OPENVINO) and len(key) > len(_OPENVINO):
-            found[key[len(_OPENVINO) :]] = yaml.safe_load(raw) if raw else None
+    from .._config import apply_overrides
+
+    # The job file's own parser, so that every mode reads a value as the run does.
+    chosen = [o for o in overrides if o.startswith(_OPENVINO)]
+    found: dict[str, Any] = apply_overrides({}, chosen).get("model", {}).get("openvino", {})
     return found
