@@ -13,7 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,23 @@ class Processes:
                 found[pid] = cmdline
             stack.extend(children.get(pid, []))
         return found
+
+    def follow_until(
+        self,
+        child: subprocess.Popen[str],
+        ready: Callable[[], bool],
+        tree: dict[int, str],
+        timeout_s: float = 120,
+    ) -> None:
+        """Wait, while ``child`` runs, until ``ready()`` (rows committed, say), noting its
+        process tree in ``tree`` as it grows: its Ray processes, for the test to end."""
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert child.poll() is None, "the run finished before it could be stopped"
+            assert time.monotonic() < deadline, f"not ready within {timeout_s:g} s"
+            tree.update(self.descendants(child.pid))
+            time.sleep(0.05)
+        tree.update(self.descendants(child.pid))
 
     @staticmethod
     def environ(pid: int) -> dict[str, str]:

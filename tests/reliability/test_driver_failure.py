@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,13 +58,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory, cli: Any, processes: Any) 
     child = cli.start("run", str(config))
     tree: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 120
-        while committed_until(results) < KILL_AFTER_ROWS:
-            assert child.poll() is None, f"finished before it could be killed: {child.stderr}"
-            assert time.monotonic() < deadline, "no rows committed in 120 s"
-            tree.update(processes.descendants(child.pid))
-            time.sleep(0.05)
-        tree.update(processes.descendants(child.pid))
+        processes.follow_until(child, lambda: committed_until(results) >= KILL_AFTER_ROWS, tree)
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     finally:

@@ -9,7 +9,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +100,7 @@ def test_ctrl_c_says_what_is_committed_and_the_same_command_resumes(
     )
     tree: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 120
-        while committed_until(results) < 40:
-            assert child.poll() is None, "finished before it could be interrupted"
-            assert time.monotonic() < deadline, "no rows committed in 120 s"
-            tree.update(processes.descendants(child.pid))
-            time.sleep(0.05)
+        processes.follow_until(child, lambda: committed_until(results) >= 40, tree)
         os.killpg(child.pid, signal.SIGINT)
         _, err = child.communicate(timeout=60)
     finally:
