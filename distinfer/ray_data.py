@@ -14,7 +14,6 @@ The rows have the columns and types of ``distinfer run``'s results (see ``Predic
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -165,26 +164,22 @@ class Predictor:
         )
 
     def _infer(self, images: list[Image]) -> list[Outcome]:
-        """Every image in flight at once: in groups over the engine's host threads."""
+        """Every image through the engine's queue; its host threads take them in groups."""
         outcomes: list[Outcome | None] = [None] * len(images)
-        # A task that predicts many items with one infer call gets them in a few large
-        # groups; others one by one, so that every host thread has an item.
-        size = math.ceil(len(images) / self.engine.max_in_flight)
         left = threading.Semaphore(0)
-        groups = range(0, len(images), max(1, size))
 
-        def finisher(first: int) -> Any:
-            def done(found: list[Outcome], pixels: list[np.ndarray | None]) -> None:
-                outcomes[first : first + len(found)] = found
+        def finisher(i: int) -> Any:
+            def done(found: Outcome, pixels: np.ndarray | None) -> None:
+                outcomes[i] = found
                 left.release()
 
             return done
 
-        for first in groups:
-            self.engine.submit_batch(images[first : first + size], finisher(first))
-        for _ in groups:
+        for i, image in enumerate(images):
+            self.engine.submit(image, finisher(i))
+        for _ in images:
             left.acquire()
-        assert all(o is not None for o in outcomes), "every group reports all its items"
+        assert all(o is not None for o in outcomes), "every item reports its outcome"
         return outcomes  # type: ignore[return-value]
 
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ from _tasks import SIZE, BatchedMeanColourTask, MeanColourTask, mean_colour_grap
 
 from distinfer import InputError, ModelError, Prediction
 from distinfer.distributed._driver import actor_openvino_config
-from distinfer.engine._engine import Engine, available_cores, with_batch
+from distinfer.engine._engine import GATHER, Engine, available_cores, with_batch
 
 
 def test_predict_runs_the_graph_and_reports_source_size() -> None:
@@ -36,10 +37,10 @@ def test_queue_is_sized_to_the_cores_by_default_and_zero_means_optimal() -> None
     with Engine(MeanColourTask(), jobs=0) as engine:
         optimal = engine.jobs  # OPTIMAL_NUMBER_OF_INFER_REQUESTS
         assert optimal is not None and optimal >= 1
-        assert engine.max_in_flight == 2 * optimal
+        assert engine.max_in_flight == GATHER * optimal  # a thread per request, GATHER each
     with Engine(MeanColourTask()) as engine:  # a core each, two per stream at least
         assert engine.jobs == max(available_cores(), 2 * optimal)
-        assert engine.max_in_flight == 2 * engine.jobs
+        assert engine.max_in_flight == GATHER * engine.jobs
     one_thread = {"INFERENCE_NUM_THREADS": 1}  # an actor's share of a node's cores
     with Engine(MeanColourTask(), jobs=0, config=one_thread) as engine:
         optimal = engine.jobs
@@ -48,16 +49,16 @@ def test_queue_is_sized_to_the_cores_by_default_and_zero_means_optimal() -> None
 
 
 def test_submit_overlaps_items_and_bounds_what_is_in_flight() -> None:
-    # Each item waits in the task for two others: the items complete only if the
-    # engine runs three at once (a barrier, not a delay, so a busy machine cannot
-    # make them run one after the other).
-    together = threading.Barrier(3)
+    # Each item waits in the task for another: the items complete only if the
+    # engine runs two at once (a barrier, not a delay, so a busy machine cannot
+    # make them run one after the other). One item per thread: gather=1.
+    together = threading.Barrier(2)
 
-    def three_at_once(image: np.ndarray) -> float:
+    def two_at_once(image: np.ndarray) -> float:
         together.wait(timeout=10)
         return 0.0
 
-    task = MeanColourTask(delay_s=three_at_once)
+    task = MeanColourTask(delay_s=two_at_once)
     outcomes: list[Prediction | BaseException] = []
     lock = threading.Lock()
 
@@ -65,13 +66,54 @@ def test_submit_overlaps_items_and_bounds_what_is_in_flight() -> None:
         with lock:
             outcomes.append(outcome)
 
-    with Engine(task, jobs=2, max_in_flight=3) as engine:
+    with Engine(task, jobs=2, max_in_flight=3, gather=1) as engine:
         for i in range(30):
             engine.submit(solid((i, 0, 0)), done)
     assert len(outcomes) == 30
     assert all(isinstance(o, Prediction) for o in outcomes)
-    assert task.max_running == 3  # overlapped, and never more than max_in_flight
+    assert task.max_running == 2  # overlapped, one per host thread
     assert all(name.startswith("distinfer-host") for name in task.threads)
+
+
+def test_items_that_queue_up_are_gathered_into_one_predict_many() -> None:
+    # The only host thread is held by the first item; the next ones queue behind
+    # it and are taken together, at most ``gather`` at a time, each with its outcome.
+    first = threading.Event()
+    release = threading.Event()
+
+    def hold_the_first(image: np.ndarray) -> float:
+        if int(image[0, 0, 0]) == 0:
+            first.set()
+            release.wait(10)
+        return 0.0
+
+    task = MeanColourTask(delay_s=hold_the_first)
+    calls: list[int] = []
+    predict_many = task.predict_many
+
+    def counted(images: Sequence[np.ndarray], infer: Any, sizes: Any) -> list[Prediction]:
+        calls.append(len(images))
+        return predict_many(images, infer, sizes)
+
+    task.predict_many = counted  # type: ignore[method-assign]
+    outcomes: dict[int, Prediction | BaseException] = {}
+
+    def done(i: int) -> Callable[[Prediction | BaseException, object], None]:
+        return lambda outcome, pixels: outcomes.__setitem__(i, outcome)
+
+    with Engine(task, jobs=1, gather=3, max_in_flight=8) as engine:
+        engine.submit(solid((0, 0, 0)), done(0))
+        assert first.wait(10)
+        for i in range(1, 7):
+            engine.submit(solid((i, 0, 0)), done(i))
+        engine.submit(b"not an image", done(7))
+        release.set()
+    assert calls == [3, 3]  # items 1-3 and 4-6; item 0 alone, then 7 alone, not decoded
+    assert isinstance(outcomes[7], InputError)
+    for i in range(7):  # each item got its own prediction
+        found = outcomes[i]
+        assert isinstance(found, Prediction)
+        np.testing.assert_allclose(found.tensors["mean"], [i, 0, 0])
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The engine's host threads: a bound on the calls in flight, a bad call costs only itself."""
+"""The engine's host threads: a bound on the calls in flight, items gathered when they
+queue up, a bad call costs only itself."""
 
 from __future__ import annotations
 
@@ -52,3 +53,32 @@ def test_a_call_that_raises_is_logged_and_the_threads_go_on(
 def test_at_least_one_thread() -> None:
     with pytest.raises(ValueError, match="count must be >= 1"):
         HostThreads(0, "none")
+
+
+def test_queued_items_are_gathered_up_to_the_limit_and_a_call_behind_them_keeps_its_turn() -> None:
+    started, release = threading.Event(), threading.Event()
+    runs: list[list[str]] = []
+
+    def run_items(items: list[str]) -> None:
+        if items == ["first"]:
+            started.set()
+            release.wait(10)  # the only thread is busy: the rest queue up
+        runs.append(items)
+
+    host = HostThreads(1, "test-host", slots=8, gather=3, run_items=run_items)
+    host.submit_item("first")
+    assert started.wait(10)  # taken alone: nothing was queued behind it
+    for name in ("a", "b", "c", "d"):
+        host.submit_item(name)
+    host.submit(runs.append, ["a call"])
+    host.submit_item("e")
+    release.set()
+    host.shutdown()
+    assert runs == [["first"], ["a", "b", "c"], ["d"], ["a call"], ["e"]]
+
+
+def test_items_need_a_function_to_run_them() -> None:
+    host = HostThreads(1, "test-host")
+    with pytest.raises(RuntimeError, match="without run_items"):
+        host.submit_item("x")
+    host.shutdown()

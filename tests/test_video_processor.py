@@ -18,15 +18,17 @@ def make_deployment(delay: Any) -> Deployment:
 
 
 def test_frames_are_processed_in_submission_order_when_inference_finishes_out_of_order() -> None:
-    # Every fourth frame waits until the frame after it has finished: inference then
+    # Every eighth frame waits until the frame four later has finished: inference then
     # finishes out of order for certain, not only when the timing happens to say so.
-    after = [threading.Event() for _ in range(61)]
+    # (Four later: a host thread runs up to four frames it gathered one after another,
+    # so the frame waited for is always on another thread.)
+    after = [threading.Event() for _ in range(60)]
     finished: list[int] = []
 
     def wait_for_the_next(image: np.ndarray) -> float:
         i = int(image[0, 0, 0])
-        if i % 4 == 0:
-            assert after[i + 1].wait(timeout=10)
+        if i % 8 == 0 and i + 4 < 60:
+            assert after[i + 4].wait(timeout=10)
         finished.append(i)
         after[i].set()
         return 0.0
@@ -44,7 +46,7 @@ def test_frames_are_processed_in_submission_order_when_inference_finishes_out_of
         processor.await_all()
     deployment.close()
     assert order == list(range(60))
-    assert all(finished.index(i + 1) < finished.index(i) for i in range(0, 60, 4))
+    assert all(finished.index(i + 4) < finished.index(i) for i in range(0, 56, 8))
 
 
 def test_process_blocks_when_the_buffer_is_full() -> None:

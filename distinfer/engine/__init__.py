@@ -1,7 +1,7 @@
-"""The in-process engine: models compiled on async infer queues, and the API around them.
+"""The in-process engine: models compiled with async infer requests, and the API around them.
 
-- ``_engine``: ``Engine``, the compiled stages of a task on OpenVINO async queues, host
-  threads for decoding and post-processing, backpressure.
+- ``_engine``: ``Engine``, the compiled stages of a task with pools of OpenVINO async
+  requests, host threads for decoding and post-processing, backpressure.
 - ``_decode``: bytes or arrays to RGB pixels, reduced JPEG decoding, size limits.
 - ``_prediction``: ``Prediction`` and ``Annotation``, and the result schema.
 - ``_overlay``: drawing a prediction on its image.

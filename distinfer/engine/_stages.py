@@ -1,16 +1,17 @@
-"""The stages of an ``Engine``: one compiled graph each, run on an async infer queue.
+"""The stages of an ``Engine``: one compiled graph each, on a pool of async infer requests.
 
 ``Stage`` is the plain case, one request per input. ``BatchedStage`` and
 ``GroupedStage`` put several inputs in a request (a static batch graph beside a
 batch-1 one, or one graph whose batch is dynamic); ``BlockingStage`` runs
-blocking requests on the caller's thread (the LATENCY engine). OpenVINO's
-callback threads only copy outputs.
+blocking requests on the caller's thread (the LATENCY engine). No Python runs
+on OpenVINO's threads.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import queue
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,72 +21,86 @@ from .._errors import ModelError
 
 
 class Call:
-    """One ``infer(stage, inputs)`` call: collects per-input outputs from callbacks.
+    """The requests of one ``infer(stage, inputs)`` call; ``wait`` collects their outputs."""
 
-    Its caller waits on a lock taken at creation and released by the last
-    callback: a plain lock is the cheapest wake-up CPython has (``threading.Event``
-    is Python around a ``Condition``), and a page waits once per ``infer`` call.
-    """
+    __slots__ = ("error", "inputs", "outputs", "pending", "stage")
 
-    __slots__ = ("_done", "error", "inputs", "lock", "outputs", "remaining")
-
-    def __init__(self, inputs: Sequence[np.ndarray]) -> None:
+    def __init__(self, stage: Stage, inputs: Sequence[np.ndarray]) -> None:
+        self.stage = stage
         self.inputs = inputs  # keeps shared input memory alive until the requests finish
         self.outputs: list[list[np.ndarray]] = [[] for _ in inputs]
-        self.remaining = len(inputs)
+        self.pending: collections.deque[tuple[ov.InferRequest, int]] = collections.deque()
         self.error: BaseException | None = None
-        self.lock = threading.Lock()
-        self._done = threading.Lock()
-        if inputs:
-            self._done.acquire()  # released by the last finish_one
 
-    def finish_one(self) -> None:
-        with self.lock:
-            self.remaining -= 1
-            last = self.remaining == 0
-        if last:
-            self._done.release()
+    def collect_one(self) -> ov.InferRequest:
+        """Wait for the oldest pending request and keep its outputs; the request, now free."""
+        request, i = self.pending.popleft()
+        try:
+            request.wait()
+            self.outputs[i] = [
+                request.get_output_tensor(k).data.copy() for k in range(self.stage.num_outputs)
+            ]
+        except BaseException as exc:  # noqa: BLE001 - raised by wait(), once all are back
+            self.error = self.error or exc
+        return request
 
     def wait(self) -> list[list[np.ndarray]]:
-        """Each request's outputs, once every request has finished (once per call)."""
-        with self._done:
-            pass
+        """Each request's outputs, once every request has finished and gone back to
+        its pool (call it once, and always: an unwaited call keeps its requests)."""
+        while self.pending:
+            self.stage.idle.put(self.collect_one())
         if self.error is not None:
             raise self.error
         return self.outputs
 
 
 class Stage:
-    """One compiled graph on its own ``AsyncInferQueue``."""
+    """One compiled graph with a pool of infer requests.
+
+    No Python runs on OpenVINO's threads: the host thread that started a call
+    waits on its requests (``InferRequest.wait`` releases the GIL) and copies
+    their outputs, so an inference thread never waits for the GIL and a finished
+    request never wakes Python while holding it. (Before, with
+    ``AsyncInferQueue`` and a completion callback, each request took the GIL on an
+    OpenVINO thread; ``distinfer bench --modes host`` showed those callbacks among
+    the frames that held it most.) A call never blocks for a free request while
+    it holds started ones, which could deadlock threads that each hold part of
+    the pool: it reuses its own oldest instead.
+    """
 
     def __init__(self, compiled: ov.CompiledModel, jobs: int) -> None:
-        self.queue = ov.AsyncInferQueue(compiled, jobs)
-        self.requests = len(self.queue)
-        self.queue.set_callback(self._on_complete)
+        self.requests = jobs
+        self.idle: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
+        for _ in range(jobs):
+            self.idle.put(compiled.create_infer_request())
         self.num_outputs = len(compiled.outputs)
-        # start_async picks an idle request; serialise callers so several host
-        # threads can share one queue.
-        self._submit_lock = threading.Lock()
-
-    def _on_complete(self, request: ov.InferRequest, userdata: tuple[Call, int]) -> None:
-        # Runs on an OpenVINO thread that holds the request until we return:
-        # copy the outputs and leave. Never raise here (it poisons the queue).
-        call, i = userdata
-        try:
-            call.outputs[i] = [
-                request.get_output_tensor(k).data.copy() for k in range(self.num_outputs)
-            ]
-        except BaseException as exc:  # noqa: BLE001 - surfaced by run()
-            call.error = exc
-        call.finish_one()
 
     def start(self, tensors: Sequence[np.ndarray]) -> Call:
-        """Queue one request per tensor (each with its batch dimension)."""
-        call = Call(tensors)
-        for i, x in enumerate(tensors):
-            with self._submit_lock:
-                self.queue.start_async({0: x}, (call, i), share_inputs=True)
+        """Start one request per tensor (each with its batch dimension)."""
+        call = Call(self, tensors)
+        try:
+            for i, x in enumerate(tensors):
+                request = self._free_request(call)
+                try:
+                    request.set_input_tensor(ov.Tensor(x, shared_memory=True))
+                    request.start_async()
+                except BaseException:
+                    self.idle.put(request)
+                    raise
+                call.pending.append((request, i))
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                call.wait()  # the requests started go back to the pool
+            raise
         return call
+
+    def _free_request(self, call: Call) -> ov.InferRequest:
+        if not call.pending:
+            return self.idle.get()
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            return call.collect_one()
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
         return self.start([np.ascontiguousarray(x[None]) for x in inputs]).wait()
@@ -94,7 +109,10 @@ class Stage:
         return self.requests
 
     def close(self) -> None:
-        self.queue.wait_all()
+        """Wait until every request is back in the pool (none is running)."""
+        back = [self.idle.get() for _ in range(self.requests)]
+        for request in back:
+            self.idle.put(request)
 
 
 class BatchedStage:
@@ -121,7 +139,12 @@ class BatchedStage:
         groups = self.batched.start(
             [self._group(inputs[k : k + self.size]) for k in range(0, in_batches, self.size)]
         )
-        rest = self.single.start([np.ascontiguousarray(x[None]) for x in inputs[in_batches:]])
+        try:  # the batched graph's requests first, always: no two calls wait on each other
+            rest = self.single.start([np.ascontiguousarray(x[None]) for x in inputs[in_batches:]])
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                groups.wait()
+            raise
         outputs = [
             [out[j : j + 1] for out in group] for group in groups.wait() for j in range(self.size)
         ]

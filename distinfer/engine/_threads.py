@@ -1,8 +1,8 @@
 """The engine's host threads: a fixed pool fed from one queue, with a bound on the
-items in flight.
+calls in flight, and items gathered into batches when they queue up.
 
-Both are ``queue.SimpleQueue``, whose ``put`` and ``get`` are C and release the GIL
-while they block. ``concurrent.futures.ThreadPoolExecutor`` and
+Both queues are ``queue.SimpleQueue``, whose ``put`` and ``get`` are C and release
+the GIL while they block. ``concurrent.futures.ThreadPoolExecutor`` and
 ``threading.BoundedSemaphore`` are Python around ``threading.Condition``: each item
 paid for a ``Future``, an idle-thread semaphore and a condition's wait and notify,
 all under the GIL, on top of the thread hand-offs themselves.
@@ -21,15 +21,43 @@ logger = logging.getLogger(__name__)
 Job = tuple[Callable[..., object], tuple[Any, ...]]
 
 
-class HostThreads:
-    """``count`` threads running submitted calls; at most ``count`` in flight."""
+def _item(*args: Any) -> None:
+    """Marks a queued item (``submit_item``); never called."""
 
-    def __init__(self, count: int, name: str) -> None:
+
+#: ``_gathered`` found no job behind the items: the thread takes the next from the queue.
+_NEXT: Any = object()
+
+
+class HostThreads:
+    """``count`` threads running submitted calls; at most ``slots`` calls and items
+    in flight (default ``count``).
+
+    ``submit_item`` queues one item for ``run_items``: a thread that takes an item
+    also takes the items queued behind it, up to ``gather``, and runs them in one
+    call. Under load (more items queued than threads) the items go in batches,
+    which a task runs with fewer infer requests and thread hand-offs per item; one
+    item at a time still goes alone, at once.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        name: str,
+        *,
+        slots: int | None = None,
+        gather: int = 1,
+        run_items: Callable[[list[Any]], object] | None = None,
+    ) -> None:
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
+        if gather < 1:
+            raise ValueError(f"gather must be >= 1, got {gather}")
+        self._gather = gather
+        self._run_items = run_items
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._slots: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(count):
+        for _ in range(max(count, slots or count)):
             self._slots.put(None)
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True)
@@ -39,25 +67,59 @@ class HostThreads:
             thread.start()
 
     def submit(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run ``fn(*args)`` on a host thread; blocks while ``count`` calls are in flight.
+        """Run ``fn(*args)`` on a host thread; blocks while every slot is taken.
 
         ``fn`` reports its own failures: one that raises is logged and the thread goes on.
         """
         self._slots.get()
         self._jobs.put((fn, args))
 
+    def submit_item(self, item: Any) -> None:
+        """Queue ``item`` for ``run_items`` (with the items queued beside it); blocks
+        while every slot is taken."""
+        if self._run_items is None:
+            raise RuntimeError("these host threads were made without run_items")
+        self._slots.get()
+        self._jobs.put((_item, (item,)))
+
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        job = self._jobs.get()
+        while job is not None:
             fn, args = job
-            try:
-                fn(*args)
-            except BaseException:  # a host thread outlives one bad call
-                logger.exception("a host task failed")
-            finally:
+            behind: Any = _NEXT
+            if fn is _item:
+                items, behind = self._gathered(args[0])
+                self._run(self._run_items, items)  # type: ignore[arg-type]
+            else:
+                items = [None]
+                self._run(fn, *args)
+            for _ in items:
                 self._slots.put(None)
+            job = self._jobs.get() if behind is _NEXT else behind
+
+    def _gathered(self, first: Any) -> tuple[list[Any], Any]:
+        """``first`` and the items queued behind it (up to ``gather``); what to run next
+        (a job found behind them, or ``_NEXT``: take from the queue)."""
+        items = [first]
+        while len(items) < self._gather:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None or job[0] is not _item:
+                return items, job
+            items.append(job[1][0])
+        return items, _NEXT
+
+    @staticmethod
+    def _run(fn: Callable[..., object], *args: Any) -> None:
+        try:
+            fn(*args)
+        except BaseException:  # a host thread outlives one bad call
+            logger.exception("a host task failed")
 
     def shutdown(self) -> None:
-        """Finish every call submitted, then stop the threads."""
+        """Finish every call and item submitted, then stop the threads."""
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:

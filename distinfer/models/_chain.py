@@ -12,7 +12,7 @@ import openvino as ov
 
 from .._errors import ModelError
 from ..engine._prediction import Prediction
-from ._task import InferFn, Task, predict_each
+from ._task import InferFn, Task
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,11 @@ class ChainTask:
 
     Each annotation keeps the detector's box, label and score and gets the
     classifier's top label and score as ``class_label``/``class_score`` (None
-    when the box is empty or the classifier names no label). All crops of one
-    image go to the engine in one ``infer`` call, so they run in parallel on the
-    async queue. Both models' graphs are compiled on the same engine, their
-    stage names prefixed with ``detector/`` and ``classifier/``.
+    when the box is empty or the classifier names no label). The images of a
+    ``predict_many`` go to the detector in one ``infer`` call and all their crops to
+    the classifier in one more, so they run in parallel on the async requests. Both
+    models' graphs are compiled on the same engine, their stage names prefixed with
+    ``detector/`` and ``classifier/``.
 
     >>> chain = ChainTask(ModelApiTask("det.xml"), ModelApiTask("cls.xml"))  # doctest: +SKIP
     >>> sorted(chain.graphs())                                               # doctest: +SKIP
@@ -84,53 +85,7 @@ class ChainTask:
     def predict(
         self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
     ) -> Prediction:
-        detected = self.detector.predict(image, _prefixed(infer, DETECTOR_PREFIX), source_size)
-        height, width = image.shape[:2]
-        rects = _crop_boxes(
-            detected.boxes, width / source_size[0], height / source_size[1], width, height
-        )
-        owners = np.flatnonzero((rects[:, 2] - rects[:, 0] >= 1) & (rects[:, 3] - rects[:, 1] >= 1))
-        crops = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in rects[owners].tolist()]
-        classes: list[Prediction] = []
-        if crops:
-            sizes = [(c.shape[1], c.shape[0]) for c in crops]
-            classes = self.classifier.predict_many(
-                crops, _prefixed(infer, CLASSIFIER_PREFIX), sizes
-            )
-        # Each box gets its crop's top class; the class names join the label table.
-        n = len(detected.boxes)
-        labels = list(detected.labels)
-        index = {name: i for i, name in reversed(list(enumerate(labels)))}
-        class_ids = (
-            np.full(n, -1, np.int32) if detected.class_ids is None else detected.class_ids.copy()
-        )
-        class_scores = (
-            np.full(n, np.nan, np.float32)
-            if detected.class_scores is None
-            else detected.class_scores.copy()
-        )
-        for i, prediction in zip(owners.tolist(), classes, strict=True):
-            if len(prediction.boxes):
-                name = prediction.labels[int(prediction.label_ids[0])]
-                if name not in index:
-                    index[name] = len(labels)
-                    labels.append(name)
-                class_ids[i], class_scores[i] = index[name], prediction.scores[0]
-        return Prediction.from_arrays(
-            detected.boxes,
-            detected.scores,
-            detected.label_ids,
-            labels,
-            width=detected.width,
-            height=detected.height,
-            polygon_offsets=detected.polygon_offsets,
-            polygon_points=detected.polygon_points,
-            texts=detected.texts,
-            class_ids=class_ids,
-            class_scores=class_scores,
-            text=detected.text,
-            tensors=detected.tensors,
-        )
+        return self.predict_many([image], infer, [source_size])[0]
 
     def predict_many(
         self,
@@ -138,7 +93,31 @@ class ChainTask:
         infer: InferFn,
         source_sizes: Sequence[tuple[int, int]],
     ) -> list[Prediction]:
-        return predict_each(self, images, infer, source_sizes)
+        """The images' detections in one ``infer`` call, then every crop of every image
+        classified in one more."""
+        detected = self.detector.predict_many(
+            images, _prefixed(infer, DETECTOR_PREFIX), source_sizes
+        )
+        crops: list[np.ndarray] = []
+        owners = []  # per image: the boxes that have a crop
+        for image, found, size in zip(images, detected, source_sizes, strict=True):
+            height, width = image.shape[:2]
+            rects = _crop_boxes(found.boxes, width / size[0], height / size[1], width, height)
+            kept = np.flatnonzero((rects[:, 2] > rects[:, 0]) & (rects[:, 3] > rects[:, 1]))
+            crops += [image[y1:y2, x1:x2] for x1, y1, x2, y2 in rects[kept].tolist()]
+            owners.append(kept)
+        classes: list[Prediction] = []
+        if crops:
+            sizes = [(c.shape[1], c.shape[0]) for c in crops]
+            classes = self.classifier.predict_many(
+                crops, _prefixed(infer, CLASSIFIER_PREFIX), sizes
+            )
+        predictions = []
+        start = 0
+        for found, kept in zip(detected, owners, strict=True):
+            predictions.append(_with_classes(found, kept, classes[start : start + len(kept)]))
+            start += len(kept)
+        return predictions
 
     def save(self, folder: Path) -> dict[str, Any]:
         """Each model in its own subfolder: ``detector/`` and ``classifier/``."""
@@ -148,3 +127,43 @@ class ChainTask:
             "detector": self.detector.save(folder / "detector"),
             "classifier": self.classifier.save(folder / "classifier"),
         }
+
+
+def _with_classes(
+    detected: Prediction, owners: np.ndarray, classes: Sequence[Prediction]
+) -> Prediction:
+    """``detected`` with each box in ``owners`` given its crop's top class (the class
+    names join the label table)."""
+    n = len(detected.boxes)
+    labels = list(detected.labels)
+    index = {name: i for i, name in reversed(list(enumerate(labels)))}
+    class_ids = (
+        np.full(n, -1, np.int32) if detected.class_ids is None else detected.class_ids.copy()
+    )
+    class_scores = (
+        np.full(n, np.nan, np.float32)
+        if detected.class_scores is None
+        else detected.class_scores.copy()
+    )
+    for i, prediction in zip(owners.tolist(), classes, strict=True):
+        if len(prediction.boxes):
+            name = prediction.labels[int(prediction.label_ids[0])]
+            if name not in index:
+                index[name] = len(labels)
+                labels.append(name)
+            class_ids[i], class_scores[i] = index[name], prediction.scores[0]
+    return Prediction.from_arrays(
+        detected.boxes,
+        detected.scores,
+        detected.label_ids,
+        labels,
+        width=detected.width,
+        height=detected.height,
+        polygon_offsets=detected.polygon_offsets,
+        polygon_points=detected.polygon_points,
+        texts=detected.texts,
+        class_ids=class_ids,
+        class_scores=class_scores,
+        text=detected.text,
+        tensors=detected.tensors,
+    )
