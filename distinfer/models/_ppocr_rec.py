@@ -61,7 +61,8 @@ def cls_windows(crop: np.ndarray, max_windows: int = CLS_WINDOWS) -> list[np.nda
     PaddleOCR squeezes a whole line into 192 pixels; on long lines that squeeze
     flips the answer for a few percent of lines (measured on the demo pages). Up
     to ``max_windows`` unsqueezed windows, evenly spread over the line, are
-    classified instead and their probabilities averaged.
+    classified instead and their probabilities averaged. The windows of a long line
+    are views into it.
     """
     w = crop.shape[1]
     win = CLS_HW[1]
@@ -70,7 +71,7 @@ def cls_windows(crop: np.ndarray, max_windows: int = CLS_WINDOWS) -> list[np.nda
     count = min(max_windows, math.ceil(w / win))
     last = w - win  # evenly spread, rounded half to even (np.linspace(0, last, count).round())
     starts = [round(i * (last / (count - 1))) for i in range(count - 1)] + [last]
-    return [np.ascontiguousarray(crop[:, x : x + win]) for x in starts]
+    return [crop[:, x : x + win] for x in starts]  # views: the engine stacks them into requests
 
 
 def classify(crops: Sequence[np.ndarray], infer: InferFn) -> tuple[np.ndarray, np.ndarray]:
