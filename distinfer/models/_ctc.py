@@ -199,11 +199,16 @@ def crop_lines(image: np.ndarray, quads: np.ndarray, height: int) -> list[np.nda
     # the same text, the other two read right only this way).
     upright = (maps[:, 1, 0] == 0) & (maps[:, 0, 1] == 0)
     upright &= (maps[:, 0, 0] > 0) & (maps[:, 1, 1] > 0)
+    windows = _windows(quads, image.shape[1], image.shape[0]).tolist()
     crops = []
     sizes = zip(warp_w.tolist(), warp_h.tolist(), reduce.tolist(), upright.tolist(), strict=True)
     for k, (w, h, small, plain) in enumerate(sizes):
         if plain:
-            crops.append(_resized_window(image, quads[k], (int(out_w[k]), height)))
+            x0, y0, x1, y1 = windows[k]
+            size = (int(out_w[k]), height)
+            shrink = y1 - y0 > 2 * height
+            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            crops.append(cv2.resize(image[y0:y1, x0:x1], size, interpolation=interpolation))
             continue
         crop: np.ndarray = cv2.warpAffine(
             image, maps[k], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -215,16 +220,12 @@ def crop_lines(image: np.ndarray, quads: np.ndarray, height: int) -> list[np.nda
     return crops
 
 
-def _resized_window(image: np.ndarray, quad: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The upright rectangle ``quad`` (tl, tr, br, bl) of ``image``, resized to ``size``."""
-    h, w = image.shape[:2]
-    x0, y0 = np.clip(quad[0].round(), 0, (w - 1, h - 1)).astype(np.int64).tolist()
-    x1, y1 = np.clip(quad[2].round(), (x0 + 1, y0 + 1), (w, h)).astype(np.int64).tolist()
-    window = image[y0:y1, x0:x1]
-    shrink = window.shape[0] > 2 * size[1]
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    resized: np.ndarray = cv2.resize(window, size, interpolation=interpolation)
-    return resized
+def _windows(quads: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Each quad's rectangle from its top-left and bottom-right corners, rounded and
+    clipped to the image, at least a pixel: ``N x 4`` integers x0, y0, x1, y1."""
+    top_left = np.clip(quads[:, 0].round(), 0, (width - 1, height - 1))
+    bottom_right = np.clip(quads[:, 2].round(), top_left + 1, (width, height))
+    return np.concatenate([top_left, bottom_right], axis=1).astype(np.int64)
 
 
 def fit_width(crop: np.ndarray, width: int, pad: int = PAD) -> np.ndarray:
