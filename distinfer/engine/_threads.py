@@ -57,7 +57,7 @@ class HostThreads:
         self._run_items = run_items
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._slots: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(max(count, slots or count)):
+        for _ in range(slots or count):
             self._slots.put(None)
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True)
