@@ -336,3 +336,19 @@ def test_several_actors_on_a_node_each_compile_their_share_of_cores_unpinned() -
     assert alone == {"NUM_STREAMS": 1}  # one actor: OpenVINO's defaults, the user's settings
     mine = actor_openvino_config({"ENABLE_CPU_PINNING": True}, actors_per_node=2, cpus=2)
     assert mine["ENABLE_CPU_PINNING"] is True  # the config file wins
+
+
+def test_every_submitted_item_is_completed_even_when_its_batch_fails_outright(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    got: list[Prediction | BaseException] = []
+    with Engine(MeanColourTask(), jobs=1) as engine:
+
+        def broken(images: Sequence[object]) -> None:
+            raise RuntimeError("broken batch")
+
+        monkeypatch.setattr(engine, "predict_batch", broken)
+        for i in range(5):
+            engine.submit(solid((i, 0, 0)), lambda outcome, pixels: got.append(outcome))
+    assert len(got) == 5  # no completion lost: a Deployment waiting on them would hang
+    assert all(isinstance(o, RuntimeError) and "broken batch" in str(o) for o in got)

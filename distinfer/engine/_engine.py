@@ -45,9 +45,10 @@ logger = logging.getLogger(__name__)
 #: Pixel limit checked on the image header before decoding (OpenCV's own default).
 DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
 #: Items a host thread takes together when they queue up (``Engine``, ``gather``).
-#: ``distinfer bench --modes host --model ppocr`` (2 cores): GIL held per page 4.8 ms
-#: one page at a time, about 2.5 ms with 4 (measured with the pages of a batch
-#: sent through ``submit_batch``), for the same pages per second.
+#: ``distinfer bench --modes host --model ppocr`` (2 cores), with the requests
+#: waited on by their host thread: GIL held per page 4.6 / 4.2 ms before, 2.5 / 3.0
+#: ms after, for the same pages per second. 8 measured 2.6 against 2.8 ms, within
+#: noise, for twice the decoded pages in memory.
 GATHER = 4
 
 Image = np.ndarray | bytes
@@ -375,8 +376,14 @@ class Engine:
             logger.exception("batch completion function failed")
 
     def _run_items(self, items: list[tuple[Image, Completion]]) -> None:
-        """``submit``'s items, gathered by a host thread: predicted together."""
-        outcomes, pixels = self.predict_batch([image for image, _ in items])
+        """``submit``'s items, gathered by a host thread: predicted together. Every
+        item's ``done`` is called, whatever happens."""
+        outcomes: list[Outcome]
+        pixels: list[np.ndarray | None]
+        try:
+            outcomes, pixels = self.predict_batch([image for image, _ in items])
+        except BaseException as exc:  # noqa: BLE001 - each item's outcome
+            outcomes, pixels = [exc] * len(items), [None] * len(items)
         for (_, done), outcome, found in zip(items, outcomes, pixels, strict=True):
             try:
                 done(outcome, found)
