@@ -352,3 +352,16 @@ def test_every_submitted_item_is_completed_even_when_its_batch_fails_outright(
             engine.submit(solid((i, 0, 0)), lambda outcome, pixels: got.append(outcome))
     assert len(got) == 5  # no completion lost: a Deployment waiting on them would hang
     assert all(isinstance(o, RuntimeError) and "broken batch" in str(o) for o in got)
+
+
+def test_calls_larger_than_the_request_pool_from_several_threads_all_finish() -> None:
+    # Two requests, four threads each asking for six at once: a call that holds
+    # started requests reuses its own instead of waiting for the pool, so no two
+    # calls can wait on each other.
+    with Engine(MeanColourTask(), jobs=2) as engine:
+        batches = [[solid((t * 10 + i, 0, 0), (SIZE, SIZE)) for i in range(6)] for t in range(4)]
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda batch: engine.infer("mean", batch), batches))
+    for t, outputs in enumerate(results):
+        means = [float(np.asarray(out[0]).reshape(-1)[0]) for out in outputs]
+        assert means == [t * 10 + i for i in range(6)]

@@ -118,8 +118,8 @@ class Stage:
 class BatchedStage:
     """A stage whose requests carry ``size`` inputs each, for small models.
 
-    A request has a fixed cost beyond the model's (scheduling, a callback, a
-    copy, the Python of ``start_async`` under the GIL); for a classifier of
+    A request has a fixed cost beyond the model's (scheduling, a wait, a copy,
+    the Python of ``start_async`` under the GIL); for a classifier of
     48x192 crops it is a large part of the whole: batch 8 runs 10,100 crops per
     second, batch 1 5,500 (PP-OCR's orientation classifier, 2 cores). Full groups
     of ``size`` go to the graph compiled at that batch. The rest, when it is at
@@ -168,8 +168,8 @@ class BatchedStage:
 class BlockingStage:
     """One compiled graph run with blocking ``infer`` calls on the caller's thread.
 
-    For synchronous use (LATENCY hint: one request spans all cores): no
-    callback thread to hop through, the GIL is released while it runs.
+    For synchronous use (LATENCY hint: one request spans all cores): nothing
+    to start and wait for, the GIL is released while it runs.
     """
 
     def __init__(self, compiled: ov.CompiledModel, jobs: int) -> None:
@@ -204,7 +204,7 @@ class GroupedStage:
     up to ``size`` each (stacked), not one request each.
 
     A request costs the host the same whatever it carries (scheduling, the Python
-    of ``start_async``, a callback, an output copy, all under the GIL); a page's
+    of ``start_async``, a wait, an output copy, all under the GIL); a page's
     text lines in a few requests instead of one each cut that per page. On CPU a
     line costs the same in a batch as alone (PP-OCR's recogniser at 320 pixels:
     6.7-7.0 ms against 6.9 ms of CPU, 2 cores).
