@@ -350,7 +350,11 @@ def test_every_submitted_item_is_completed_even_when_its_batch_fails_outright(
         monkeypatch.setattr(engine, "predict_batch", broken)
         for i in range(5):
             engine.submit(solid((i, 0, 0)), lambda outcome, pixels: got.append(outcome))
-    assert len(got) == 5  # no completion lost: a Deployment waiting on them would hang
+        # a unit, as an inference actor submits it: one completion with every item's outcome
+        engine.submit_batch(
+            [solid((9, 0, 0)), solid((8, 0, 0))], lambda outcomes, pixels: got.extend(outcomes)
+        )
+    assert len(got) == 7  # no completion lost: a Deployment or an actor would wait forever
     assert all(isinstance(o, RuntimeError) and "broken batch" in str(o) for o in got)
 
 

@@ -368,22 +368,25 @@ class Engine:
         found = [decoded[i][0] if i in decoded else None for i in range(len(images))]
         return [outcomes[i] for i in range(len(images))], found
 
-    def _run_batch(self, images: list[Image], done: BatchCompletion) -> None:
+    def _outcomes(self, images: list[Image]) -> tuple[list[Outcome], list[np.ndarray | None]]:
+        """``predict_batch`` on a host thread: if it fails outright, that failure is
+        every item's outcome, so that each item is still completed (a caller waiting
+        on its completions would otherwise wait forever)."""
         try:
-            outcomes, pixels = self.predict_batch(images)
+            return self.predict_batch(images)
+        except BaseException as exc:  # noqa: BLE001 - each item's outcome
+            return [exc] * len(images), [None] * len(images)
+
+    def _run_batch(self, images: list[Image], done: BatchCompletion) -> None:
+        outcomes, pixels = self._outcomes(images)
+        try:
             done(outcomes, pixels)
         except Exception:  # a completion function must not kill the host thread
             logger.exception("batch completion function failed")
 
     def _run_items(self, items: list[tuple[Image, Completion]]) -> None:
-        """``submit``'s items, gathered by a host thread: predicted together. Every
-        item's ``done`` is called, whatever happens."""
-        outcomes: list[Outcome]
-        pixels: list[np.ndarray | None]
-        try:
-            outcomes, pixels = self.predict_batch([image for image, _ in items])
-        except BaseException as exc:  # noqa: BLE001 - each item's outcome
-            outcomes, pixels = [exc] * len(items), [None] * len(items)
+        """``submit``'s items, gathered by a host thread: predicted together."""
+        outcomes, pixels = self._outcomes([image for image, _ in items])
         for (_, done), outcome, found in zip(items, outcomes, pixels, strict=True):
             try:
                 done(outcome, found)

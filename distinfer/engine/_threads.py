@@ -90,10 +90,11 @@ class HostThreads:
             if fn is _item:
                 items, behind = self._gathered(args[0])
                 self._run(self._run_items, items)  # type: ignore[arg-type]
+                taken = len(items)
             else:
-                items = [None]
                 self._run(fn, *args)
-            for _ in items:
+                taken = 1
+            for _ in range(taken):
                 self._slots.put(None)
             job = self._jobs.get() if behind is _NEXT else behind
 
