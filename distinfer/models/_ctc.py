@@ -206,8 +206,7 @@ def crop_lines(image: np.ndarray, quads: np.ndarray, height: int) -> list[np.nda
         if plain:
             x0, y0, x1, y1 = windows[k]
             size = (int(out_w[k]), height)
-            shrink = y1 - y0 > 2 * height
-            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            interpolation = cv2.INTER_AREA if small else cv2.INTER_LINEAR
             crops.append(cv2.resize(image[y0:y1, x0:x1], size, interpolation=interpolation))
             continue
         crop: np.ndarray = cv2.warpAffine(

@@ -188,6 +188,18 @@ def test_crop_line_warps_a_quad_to_an_upright_crop_of_fixed_height() -> None:
     assert vertical.shape[0] == 48 and vertical.shape[1] > 48
 
 
+def test_an_upright_line_cropped_from_its_window_matches_the_warp_of_a_slanted_twin() -> None:
+    # Upright quads are resized from their window, others warped: the two must agree.
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (300, 500, 3), np.uint8), (9, 9), 3)
+    for top, bottom in ((60, 112), (40, 190)):  # about 1x, and a strong (INTER_AREA) reduction
+        quad = np.array([[80, top], [420, top], [420, bottom], [80, bottom]], np.float32)
+        slanted = quad + np.array([[0, 0], [0, 1e-3], [0, 1e-3], [0, 0]], np.float32)
+        upright, warped = crop_line(image, quad, 48), crop_line(image, slanted, 48)
+        assert upright.shape == warped.shape and upright.shape[0] == 48
+        assert np.abs(upright.astype(int) - warped.astype(int)).mean() < 3
+
+
 def test_fit_width_pads_narrow_crops_and_squeezes_wide_ones() -> None:
     crop = np.zeros((48, 100, 3), np.uint8)
     padded = fit_width(crop, 320)
