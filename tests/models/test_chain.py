@@ -1,14 +1,18 @@
-"""Detection -> classification chains: each box's crop classified, one infer call per image."""
+"""Detection -> classification chains: each box's crop classified, one infer call per stage
+for all the images of a call."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import _models
+import numpy as np
 import pytest
 from _models import image
 
 from distinfer import ModelError
+from distinfer.engine._engine import Engine
 from distinfer.models import ChainTask, ModelApiTask, RawTask
 
 
@@ -38,6 +42,34 @@ def test_all_crops_of_an_image_go_in_one_infer_call(chain: ChainTask, predict) -
     calls: list[tuple[str, int]] = []
     predict(chain, picture, calls=calls)
     assert calls == [("detector/model", 1), ("classifier/model", 2)]
+
+
+def test_several_images_go_in_two_infer_calls_and_each_keeps_its_own_boxes(
+    chain: ChainTask,
+) -> None:
+    pictures = [
+        image(200, 100, [("red", (50, 20, 150, 60)), ("blue", (10, 70, 30, 90))]),
+        image(200, 100, []),
+        image(200, 100, [("blue", (120, 10, 180, 50))]),
+    ]
+    calls: list[tuple[str, int]] = []
+    with Engine(chain, jobs=2) as engine:
+
+        def infer(stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+            calls.append((stage, len(inputs)))
+            return engine.infer(stage, inputs)
+
+        sizes = [(p.shape[1], p.shape[0]) for p in pictures]
+        predictions = chain.predict_many(pictures, infer, sizes)
+        alone = [engine.predict(p) for p in pictures]
+    assert calls == [("detector/model", 3), ("classifier/model", 3)]
+    found = [{(a.box, a.class_label) for a in p.annotations} for p in predictions]
+    assert found == [
+        {((50, 20, 150, 60), "red"), ((10, 70, 30, 90), "blue")},
+        set(),
+        {((120, 10, 180, 50), "blue")},
+    ]
+    assert found == [{(a.box, a.class_label) for a in p.annotations} for p in alone]
 
 
 def test_no_detection_means_no_classifier_call(chain: ChainTask, predict) -> None:
