@@ -8,6 +8,9 @@ checked, the commands at the smallest sizes that run every code path.
 from __future__ import annotations
 
 import json
+import sys
+import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +20,7 @@ from click.testing import CliRunner
 from distinfer._main import main
 from distinfer.bench import BenchOptions, Report, RunTiming, Sample, parse_modes
 from distinfer.bench._engine_modes import report_engine
+from distinfer.bench._host import _host_thread_times, _thread_times
 
 
 def bench(*args: str) -> tuple[int, dict[str, Any], str]:
@@ -107,9 +111,41 @@ def test_the_host_mode_reports_cpu_per_page_outside_decode_and_the_gil_or_why_no
     else:
         gil = data["host_gil_ms_per_item"]  # 3 pages: a few samples, maybe none
         assert gil == 0 or data["host_gil_pages_per_s_ceiling"] == pytest.approx(1e3 / gil)
+        if sys.platform == "linux":  # the host threads decoded and post-processed 3 pages
+            assert data["host_threads_run_ms_per_item"] > 0
+            assert data["host_threads_wait_ms_per_item"] >= 0
     assert data["commands"]["host"] == (
         "distinfer bench --modes host --model ppocr-det --images 3 --repeat 2"
     )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="schedstat is Linux's")
+def test_host_thread_times_count_the_engines_host_threads_only() -> None:
+    spun, release = threading.Semaphore(0), threading.Event()
+
+    def spin(cpu_s: float) -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < cpu_s:
+            pass
+        spun.release()
+        release.wait()  # alive until read: a thread's times go with it
+
+    before = _thread_times()
+    threads = [
+        threading.Thread(target=spin, args=(0.05,), name="distinfer-host_0"),
+        threading.Thread(target=spin, args=(0.3,), name="someone-else"),
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        spun.acquire()
+    spent = _host_thread_times(before, _thread_times())
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert spent is not None
+    run, wait = spent
+    assert 45 <= run < 250 and wait >= 0  # the host thread's 50 ms, not the other's 300
 
 
 def test_each_mode_reports_its_median_against_the_highest_limit_sample() -> None:

@@ -14,7 +14,11 @@ Two figures per page, each the median of ``--repeat`` passes:
   ``py-spy record --gil``: the samples in which some thread of this process
   held the GIL, over the sampling rate. Needs ``py-spy`` (``pip install
   py-spy``); without it, or where it may not read this process, that figure
-  is skipped with the reason.
+  is skipped with the reason. Over the same passes, on Linux, the engine's host
+  threads' time on a core and time runnable but waiting for one, per page
+  (``schedstat``): a host thread that waits for a core while holding the GIL
+  counts as holding it, so a long wait says the GIL figure is the cores'
+  contention as much as the host's Python.
 
 1,000 / GIL ms is the most pages per second one process can pass, whatever
 the cores, since only one thread at a time runs Python.
@@ -31,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -186,13 +191,18 @@ def _gil_figures(options: BenchOptions, report: Report, images: Sequence[bytes])
         # shape, a recogniser width) compile in it, and hold the GIL while they do.
         _async_pass(deployment, images)
         samples: list[float] = []
+        threads: list[tuple[float, float]] = []  # host threads' (run, wait) ms per page
         stacks: Counter[str] = Counter()
         for _ in range(options.repeat):
             with _sampling(pyspy) as found:
+                before = _thread_times()
                 _async_pass(deployment, images)
+                spent = _host_thread_times(before, _thread_times())
             count = sum(found.values())
             samples.append(1e3 * count / GIL_SAMPLE_RATE / len(images))
             stacks.update(found)
+            if spent is not None:
+                threads.append((spent[0] / len(images), spent[1] / len(images)))
     finally:
         deployment.close()
     gil = statistics.median(samples)
@@ -201,9 +211,52 @@ def _gil_figures(options: BenchOptions, report: Report, images: Sequence[bytes])
         report.add("host", "host_gil_pages_per_s_ceiling", 1e3 / gil, "pages/s, one process")
     if options.repeat > 1:
         report.values["host_gil_ms_per_item_samples"] = samples
+    if threads:
+        run, wait = (statistics.median(t[k] for t in threads) for k in (0, 1))
+        report.add("host", "host_threads_run_ms_per_item", run, "ms/page host threads on a core")
+        report.add("host", "host_threads_wait_ms_per_item", wait, "ms/page waiting for a core")
+        report.notes["host threads"] = (
+            "host_threads_*: the engine's host threads over the GIL passes, from Linux's "
+            "schedstat: time on a core, and time runnable but waiting for one (a thread "
+            "that waits while it holds the GIL counts in the GIL figure too)"
+        )
     report.values["host_gil_top_frames"] = _top_frames(stacks)
     if options.model == "ppocr":
         report.target("host_gil_ppocr", "host_gil_ms_per_item", None, 1.5, "<=")
+
+
+def _thread_times() -> dict[int, tuple[int, int]] | None:
+    """Each thread of this process: ns on a core and ns runnable, waiting for one
+    (``/proc/self/task/*/schedstat``); None where the system has no such file."""
+    times = {}
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            run, wait, _ = (task / "schedstat").read_text().split()
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile, or no schedstat
+        times[int(task.name)] = (int(run), int(wait))
+    return times or None
+
+
+def _host_thread_times(
+    before: dict[int, tuple[int, int]] | None, after: dict[int, tuple[int, int]] | None
+) -> tuple[float, float] | None:
+    """The engine's host threads' ms on a core and ms waiting for one, between two reads."""
+    from ..engine._engine import HOST_THREADS
+
+    if before is None or after is None:
+        return None
+    host = {
+        t.native_id
+        for t in threading.enumerate()
+        if t.name.startswith(HOST_THREADS) and t.native_id is not None
+    }
+    run = wait = 0
+    for tid in host & after.keys():
+        start = before.get(tid, (0, 0))
+        run += after[tid][0] - start[0]
+        wait += after[tid][1] - start[1]
+    return run / 1e6, wait / 1e6
 
 
 def _pyspy() -> str:

@@ -50,6 +50,8 @@ DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
 #: ms after, for the same pages per second. 8 measured 2.6 against 2.8 ms, within
 #: noise, for twice the decoded pages in memory.
 GATHER = 4
+#: The name of the engine's host threads (numbered ``_0``, ``_1``, ...).
+HOST_THREADS = "distinfer-host"
 
 Image = np.ndarray | bytes
 Outcome = Prediction | BaseException
@@ -194,7 +196,7 @@ class Engine:
         self.max_in_flight = self._max_in_flight or threads * self.gather
         self._host = HostThreads(
             threads,
-            "distinfer-host",
+            HOST_THREADS,
             slots=self.max_in_flight,
             gather=self.gather,
             run_items=self._run_items,
