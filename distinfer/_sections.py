@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from .engine._threads import INFERENCE_NICENESS, MAX_NICENESS
 from .models._bundled import BUNDLED_MODELS
 from .storage import StorageOptions
 
@@ -96,6 +97,16 @@ class ModelConfig(_Section):
         description=(
             "Inputs per infer request for the stages that batch (default: the task's own; ppocr's"
             " classifier and recogniser take 8)."
+        ),
+    )
+    inference_niceness: int = Field(
+        default=INFERENCE_NICENESS,
+        ge=0,
+        le=MAX_NICENESS,
+        description=(
+            "How much nicer than the engine's host threads OpenVINO's inference threads run "
+            "(Linux): a host thread that wakes to decode or to feed a request then gets a core "
+            "at once instead of queueing behind inference while it holds the GIL. 0: equal."
         ),
     )
 

@@ -49,8 +49,8 @@ class Predictor:
     ``model`` is a bundled model (``ppocr``, ``ppocr-det``, ``ppocr-cls``) or the
     path of a model file or deployment folder, which every worker must be able
     to read (give it absolute). ``task``, ``labels``, ``options``, ``device``,
-    ``openvino``, ``cache_dir`` and ``batch`` are those of the ``model`` section
-    of a job file.
+    ``openvino``, ``cache_dir``, ``batch`` and ``inference_niceness`` are those of
+    the ``model`` section of a job file.
 
     Input: the ``image`` column (RGB HxWx3 ``uint8`` arrays, as
     ``ray.data.read_images(..., mode="RGB")`` makes them) or the ``bytes``
@@ -84,6 +84,7 @@ class Predictor:
         openvino: Mapping[str, Any] | None = None,
         cache_dir: str | None = None,
         batch: int | None = None,
+        inference_niceness: int | None = None,
         column: str | None = None,
         keep_input: bool = False,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
@@ -97,6 +98,7 @@ class Predictor:
             openvino=openvino,
             cache_dir=cache_dir,
             batch=batch,
+            inference_niceness=inference_niceness,
         )
         if column is not None and column not in INPUT_COLUMNS:
             raise ConfigError(f"column must be one of {', '.join(INPUT_COLUMNS)}, got {column!r}")
@@ -112,6 +114,7 @@ class Predictor:
             cache_dir=config.cache_dir,
             max_image_pixels=max_image_pixels,
             batch=config.batch,
+            inference_niceness=config.inference_niceness,
         ).start()
 
     def close(self) -> None:

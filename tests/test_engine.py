@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -160,6 +163,44 @@ def test_latency_engine_runs_one_blocking_request_on_the_callers_thread() -> Non
         p = engine.predict(solid((0, 250, 0)))
         assert p.annotations[0].label == "green"
     assert task.threads == {threading.current_thread().name}
+
+
+def _threads() -> set[int]:
+    return {int(t.name) for t in Path("/proc/self/task").iterdir()}
+
+
+def _on_core_ns(tid: int) -> int | None:
+    try:
+        return int((Path("/proc/self/task") / str(tid) / "schedstat").read_text().split()[0])
+    except (OSError, ValueError):
+        return None  # ended, or a kernel without schedstat
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="niceness per thread is Linux's")
+def test_openvinos_inference_threads_run_nicer_than_the_host_threads() -> None:
+    def niceness(tid: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, tid)
+
+    base = niceness(threading.get_native_id())
+    with Engine(MeanColourTask(), inference_niceness=0) as engine:  # OpenVINO's own start-up
+        engine.predict(solid((1, 2, 3)))
+    before = _threads()
+    with Engine(MeanColourTask(), inference_niceness=7) as engine:
+        python = {t.native_id for t in threading.enumerate()}
+        started = _threads() - before
+        openvino = started - python
+        assert openvino, "compiling started no OpenVINO thread"
+        assert {niceness(t) for t in openvino} == {min(19, base + 7)}
+        assert {niceness(t) for t in python & _threads()} == {base}  # host threads too
+        running = {t: _on_core_ns(t) for t in openvino}
+        for _ in range(20):
+            engine.predict(solid((200, 10, 30)))
+        ran = {t for t, ns in running.items() if ns is not None and _on_core_ns(t) != ns}
+        assert ran or None in running.values(), "the inference ran on no niced thread"
+    with Engine(MeanColourTask(), latency=True, inference_niceness=7) as engine:
+        assert engine.inference_niceness == 0  # blocking requests: nothing runs between
+    with pytest.raises(ValueError, match="inference_niceness"):
+        Engine(MeanColourTask(), inference_niceness=-1)
 
 
 def test_a_batch_is_one_infer_call_and_failures_stay_per_item() -> None:

@@ -3,12 +3,14 @@ queue up, a bad call costs only itself."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
 import pytest
 
-from distinfer.engine._threads import HostThreads
+from distinfer.engine._threads import MAX_NICENESS, HostThreads, run_niced
 
 
 def test_submit_blocks_while_every_thread_is_busy_and_shutdown_finishes_the_queue() -> None:
@@ -82,3 +84,34 @@ def test_items_need_a_function_to_run_them() -> None:
     with pytest.raises(RuntimeError, match="without run_items"):
         host.submit_item("x")
     host.shutdown()
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="niceness per thread is Linux's")
+def test_run_niced_runs_on_a_nicer_thread_whose_threads_inherit_it() -> None:
+    base = _niceness()
+    seen: dict[str, int] = {}
+
+    def started() -> None:
+        seen["started"] = _niceness()
+
+    def fn(x: int) -> int:
+        seen["fn"] = _niceness()
+        thread = threading.Thread(target=started)
+        thread.start()
+        thread.join()
+        return 2 * x
+
+    assert run_niced(3, fn, 21) == 42
+    assert seen == {"fn": min(MAX_NICENESS, base + 3), "started": min(MAX_NICENESS, base + 3)}
+    assert _niceness() == base  # the caller keeps its own
+
+    def fails() -> None:
+        raise KeyError("no such stage")
+
+    with pytest.raises(KeyError, match="no such stage"):
+        run_niced(3, fails)
+    assert run_niced(0, threading.get_native_id) == threading.get_native_id()  # 0: in place

@@ -120,7 +120,11 @@ def engine_modes(options: BenchOptions, report: Report, images: Sequence[bytes])
     if {"sync", "async", "video"} & set(wanted):
         deployment = Deployment.from_model(options.model)
         started = time.perf_counter()
-        deployment.load_inference_models(options.device, openvino_configuration=options.openvino)
+        deployment.load_inference_models(
+            options.device,
+            openvino_configuration=options.openvino,
+            inference_niceness=options.inference_niceness,
+        )
         report.values["engine_compile_s"] = time.perf_counter() - started
         report.values["engine_infer_requests"] = deployment.engine.jobs
         report.values["engine_max_in_flight"] = deployment.engine.max_in_flight

@@ -186,7 +186,11 @@ def _gil_figures(options: BenchOptions, report: Report, images: Sequence[bytes])
     pyspy = _pyspy()
     deployment = Deployment.from_model(options.model)
     try:
-        deployment.load_inference_models(options.device, openvino_configuration=options.openvino)
+        deployment.load_inference_models(
+            options.device,
+            openvino_configuration=options.openvino,
+            inference_niceness=options.inference_niceness,
+        )
         # One pass not sampled: the stages a task compiles on first use (a detector
         # shape, a recogniser width) compile in it, and hold the GIL while they do.
         _async_pass(deployment, images)

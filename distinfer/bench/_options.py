@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..engine._threads import INFERENCE_NICENESS
+
 ENGINE_MODES = ("limit", "plain", "sync", "async", "video")
 #: What a page costs the host (CPU with inference replayed, GIL held): ``_host``.
 HOST_MODES = ("host",)
@@ -15,6 +17,7 @@ MODES = ENGINE_MODES + HOST_MODES + RAY_MODES
 #: The modes that run on the pages (generated, or ``--images-dir``).
 PAGE_MODES = ("plain", "sync", "async", "video", "host", "distributed")
 _OPENVINO = "model.openvino."
+_NICENESS = "model.inference_niceness="
 #: Names that stand for several modes in ``--modes``.
 MODE_GROUPS = {"engine": ENGINE_MODES, "all": MODES}
 
@@ -41,11 +44,33 @@ class BenchOptions:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seconds <= 0:
             raise ValueError(f"seconds must be > 0, got {self.seconds}")
+        self.inference_niceness  # noqa: B018 - a bad --set value fails before any mode runs
 
     @property
     def openvino(self) -> dict[str, Any]:
         """``openvino_overrides`` of this bench's ``--set`` values."""
         return openvino_overrides(self.overrides)
+
+    @property
+    def inference_niceness(self) -> int:
+        """``model.inference_niceness`` from ``--set`` (the last one), else the engine's
+        default: the in-process modes use it as a run would.
+
+        >>> BenchOptions(overrides=("model.inference_niceness=0",)).inference_niceness
+        0
+        """
+        from .._config import apply_overrides
+        from .._errors import ConfigError
+        from ..ray_data import model_config
+
+        chosen = [o for o in self.overrides if o.startswith(_NICENESS)]
+        if not chosen:
+            return INFERENCE_NICENESS
+        value = apply_overrides({}, chosen[-1:])["model"]["inference_niceness"]
+        try:
+            return model_config(self.model, inference_niceness=value).inference_niceness
+        except ConfigError as exc:
+            raise ValueError(f"--set {chosen[-1]}: {exc}") from None
 
     def command(self, *modes: str) -> str:
         """The ``distinfer bench`` command line that measures ``modes`` alone.

@@ -108,6 +108,7 @@ class InferenceActor:
             cache_dir=model.cache_dir,
             max_image_pixels=max_image_pixels,
             batch=model.batch,
+            inference_niceness=model.inference_niceness,
             on_stage=self.metrics.stage if self.metrics is not None else None,
         ).start()
         self.max_file_bytes = max_file_bytes

@@ -25,6 +25,7 @@ from .._errors import InferenceError
 from ..models import Task, load_folder, save_folder, task_from_model
 from ._engine import Engine, Image, Outcome
 from ._prediction import Prediction
+from ._threads import INFERENCE_NICENESS
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +90,15 @@ class Deployment:
         max_async_infer_requests: int | None = None,
         openvino_configuration: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
+        inference_niceness: int = INFERENCE_NICENESS,
     ) -> None:
         """Compile the models. ``max_async_infer_requests=None``: one request per core,
         and at least two per OpenVINO stream.
 
         ``openvino_configuration`` applies to both compiles; its
         ``PERFORMANCE_HINT`` (default THROUGHPUT) to the asynchronous one only.
+        ``inference_niceness``: the asynchronous engine's inference threads run that
+        much nicer than its host threads (``Engine``; Linux).
         """
         self.close()
         self._settings = {
@@ -102,7 +106,12 @@ class Deployment:
             "config": dict(openvino_configuration or {}),
             "cache_dir": cache_dir,
         }
-        self._engine = Engine(self.task, jobs=max_async_infer_requests, **self._settings).start()
+        self._engine = Engine(
+            self.task,
+            jobs=max_async_infer_requests,
+            inference_niceness=inference_niceness,
+            **self._settings,
+        ).start()
 
     @property
     def engine(self) -> Engine:

@@ -38,7 +38,7 @@ from ._stages import (
     has_dynamic_batch,
     with_batch,
 )
-from ._threads import HostThreads
+from ._threads import INFERENCE_NICENESS, HostThreads, run_niced
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,12 @@ class Engine:
 
     ``on_stage`` is told the duration of every decode and stage call (the
     distributed run's latency metrics).
+
+    ``inference_niceness`` (Linux, THROUGHPUT only): OpenVINO's inference threads
+    run that much nicer than the host threads (``run_niced``). Inference keeps
+    every core busy; without it, a host thread that wakes to decode an image or
+    hand a request its input queues behind them for a core, often while it holds
+    the GIL, and every other host thread then waits for it. 0 leaves them equal.
     """
 
     def __init__(
@@ -136,6 +142,7 @@ class Engine:
         batch: int | None = None,
         on_stage: StageTimer | None = None,
         gather: int | None = None,
+        inference_niceness: int = INFERENCE_NICENESS,
     ) -> None:
         if jobs is not None and jobs < 0:
             raise ValueError(f"jobs must be >= 0 (0: OpenVINO's optimal number), got {jobs}")
@@ -145,6 +152,8 @@ class Engine:
             raise ValueError(f"gather must be >= 1, got {gather}")
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        if inference_niceness < 0:
+            raise ValueError(f"inference_niceness must be >= 0, got {inference_niceness}")
         self.gather = gather or GATHER
         self.batch = batch
         self.on_stage = on_stage
@@ -153,6 +162,8 @@ class Engine:
         self.task = task
         self.device = device
         self.latency = latency
+        # One blocking request at a time spans the cores: no host work to run between.
+        self.inference_niceness = 0 if latency else inference_niceness
         self.jobs = 1 if latency and jobs is None else jobs  # resolved per stage in start()
         hint = "LATENCY" if latency else "THROUGHPUT"
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": hint, **(config or {})}
@@ -262,8 +273,10 @@ class Engine:
         return sorted(self._stages)
 
     def _compile(self, core: ov.Core, name: str, graph: ov.Model) -> ov.CompiledModel:
-        try:
-            return core.compile_model(graph, self.device, self.config)
+        try:  # OpenVINO starts the stage's inference threads here: they inherit the niceness
+            return run_niced(
+                self.inference_niceness, core.compile_model, graph, self.device, self.config
+            )
         except Exception as exc:
             raise ModelError(
                 f"cannot compile stage {name!r} of task {self.task.kind!r} for {self.device}: {exc}"
