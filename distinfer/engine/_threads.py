@@ -29,7 +29,7 @@ MAX_NICENESS = 19
 #: (2 cores, two runs each, alternately): the host threads waited 2.5 / 2.5 ms a page
 #: for a core at 10 against 11.5 / 11.6 at 0, and the GIL was held 1.81 / 1.46
 #: against 2.74 / 3.02 ms a page; ``distinfer bench --repeat 3`` (ppocr-det): async
-#: 0.920 of the limit against 0.922. At 5 they still waited 3.8-4.9 ms a page.
+#: 0.920 of the limit against 0.922.
 INFERENCE_NICENESS = 10
 
 
