@@ -74,7 +74,7 @@ def processes_fps(paths: list[str], processes: int, cores: int, pinned: bool) ->
 
 def run(args: argparse.Namespace, report: Report, workdir: Path, say: Echo) -> None:
     from distinfer._demo import write_pages
-    from distinfer.engine._engine import available_cores
+    from distinfer.engine._threads import available_cores
 
     cores = available_cores()
     paths = [str(p) for p, _ in write_pages(workdir / "pages", args.images)]

@@ -16,7 +16,8 @@ from _tasks import SIZE, BatchedMeanColourTask, MeanColourTask, mean_colour_grap
 
 from distinfer import InputError, ModelError, Prediction
 from distinfer.distributed._driver import actor_openvino_config
-from distinfer.engine._engine import GATHER, Engine, available_cores, with_batch
+from distinfer.engine._engine import GATHER, Engine, with_batch
+from distinfer.engine._threads import available_cores
 
 
 def test_predict_runs_the_graph_and_reports_source_size() -> None:

@@ -59,7 +59,7 @@ def run_bench(options: BenchOptions, echo: Echo | None = None) -> Report:
 
 
 def _cores() -> int:
-    from ..engine._engine import available_cores
+    from ..engine._threads import available_cores
 
     return available_cores()
 

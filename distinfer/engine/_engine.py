@@ -14,7 +14,6 @@ No Python runs on OpenVINO's threads.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +37,7 @@ from ._stages import (
     has_dynamic_batch,
     with_batch,
 )
-from ._threads import INFERENCE_NICENESS, HostThreads, run_niced
+from ._threads import INFERENCE_NICENESS, HostThreads, available_cores, run_niced
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +77,6 @@ def single_threaded_opencv() -> None:
     cv2.setNumThreads(1)
 
 
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class Engine:
     """A task compiled for one device, with pools of async infer requests and host threads.
 
@@ -122,10 +113,8 @@ class Engine:
     distributed run's latency metrics).
 
     ``inference_niceness`` (Linux, THROUGHPUT only): OpenVINO's inference threads
-    run that much nicer than the host threads (``run_niced``). Inference keeps
-    every core busy; without it, a host thread that wakes to decode an image or
-    hand a request its input queues behind them for a core, often while it holds
-    the GIL, and every other host thread then waits for it. 0 leaves them equal.
+    run that much nicer than the host threads, which then never queue behind them
+    for a core while holding the GIL (``run_niced``; 0: equal).
     """
 
     def __init__(
@@ -274,9 +263,8 @@ class Engine:
 
     def _compile(self, core: ov.Core, name: str, graph: ov.Model) -> ov.CompiledModel:
         try:  # OpenVINO starts the stage's inference threads here: they inherit the niceness
-            return run_niced(
-                self.inference_niceness, core.compile_model, graph, self.device, self.config
-            )
+            niceness = self.inference_niceness
+            return run_niced(niceness, core.compile_model, graph, self.device, self.config)
         except Exception as exc:
             raise ModelError(
                 f"cannot compile stage {name!r} of task {self.task.kind!r} for {self.device}: {exc}"

@@ -139,6 +139,14 @@ class HostThreads:
             thread.join()
 
 
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def run_niced(niceness: int, fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` on a new thread whose niceness is first raised by ``niceness``;
     the threads that ``fn`` starts inherit it. Its result, or its exception.
