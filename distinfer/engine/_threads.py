@@ -153,10 +153,10 @@ def run_niced(niceness: int, fn: Callable[..., T], *args: Any) -> T:
 
     On Linux niceness belongs to each thread, and a new thread starts with its
     creator's: OpenVINO's inference threads, started when a model compiles, run
-    below the Python threads that compiled it (``Engine``). Elsewhere, with
-    ``niceness`` 0, or where the system refuses, ``fn`` runs on the calling thread
-    at its own niceness. Raising niceness needs no privilege; lowering it again
-    does, hence a thread of its own.
+    below the Python threads that compiled it (``Engine``). Elsewhere, or with
+    ``niceness`` 0, ``fn`` runs on the calling thread; where the system refuses
+    the niceness, on the new thread at the caller's. Raising niceness needs no
+    privilege; lowering it again does, hence a thread of its own.
     """
     if niceness <= 0 or sys.platform != "linux":
         return fn(*args)
