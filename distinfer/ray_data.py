@@ -26,9 +26,9 @@ from ._errors import ConfigError
 from ._sections import ModelConfig
 from .distributed._rows import ItemResult, ResultBatch
 from .engine._decode import DEFAULT_MAX_IMAGE_PIXELS
-from .engine._engine import Engine, Image, Outcome, single_threaded_opencv
+from .engine._engine import Engine, Image, Outcome
 from .engine._prediction import RESULT_SCHEMA
-from .engine._threads import available_cores
+from .engine._threads import available_cores, single_threaded_opencv
 from .models._bundled import BUNDLED_MODELS
 
 if TYPE_CHECKING:

@@ -17,8 +17,10 @@ from _tasks import SIZE, BatchedMeanColourTask, MeanColourTask, mean_colour_grap
 from distinfer import InputError, ModelError, Prediction
 from distinfer.bench._host import _thread_times
 from distinfer.distributed._driver import actor_openvino_config
-from distinfer.engine._engine import GATHER, Engine, with_batch
+from distinfer.engine._engine import IN_FLIGHT_PER_THREAD, Engine, with_batch
+from distinfer.engine._stages import Call, Stage
 from distinfer.engine._threads import MAX_NICENESS, available_cores
+from distinfer.models import InferFn, infer_all
 
 
 def test_predict_runs_the_graph_and_reports_source_size() -> None:
@@ -42,10 +44,11 @@ def test_queue_is_sized_to_the_cores_by_default_and_zero_means_optimal() -> None
     with Engine(MeanColourTask(), jobs=0) as engine:
         optimal = engine.jobs  # OPTIMAL_NUMBER_OF_INFER_REQUESTS
         assert optimal is not None and optimal >= 1
-        assert engine.max_in_flight == GATHER * optimal  # a thread per request, GATHER each
+        # a thread per request, each with its share of the items in flight
+        assert engine.max_in_flight == IN_FLIGHT_PER_THREAD * optimal
     with Engine(MeanColourTask()) as engine:  # a core each, two per stream at least
         assert engine.jobs == max(available_cores(), 2 * optimal)
-        assert engine.max_in_flight == GATHER * engine.jobs
+        assert engine.max_in_flight == IN_FLIGHT_PER_THREAD * engine.jobs
     one_thread = {"INFERENCE_NUM_THREADS": 1}  # an actor's share of a node's cores
     with Engine(MeanColourTask(), jobs=0, config=one_thread) as engine:
         optimal = engine.jobs
@@ -413,3 +416,124 @@ def test_calls_larger_than_the_request_pool_from_several_threads_all_finish() ->
     for t, outputs in enumerate(results):
         means = [float(np.asarray(out[0]).reshape(-1)[0]) for out in outputs]
         assert means == [t * 10 + i for i in range(6)]
+
+
+class _TwoStageTask(MeanColourTask):
+    """Two stages, ``a`` and ``b``, each the mean colour."""
+
+    def graphs(self) -> Mapping[str, ov.Model]:
+        return {"a": mean_colour_graph(), "b": mean_colour_graph()}
+
+
+def _means(outputs: list[list[np.ndarray]]) -> list[float]:
+    return [float(np.asarray(out[0]).reshape(-1)[0]) for out in outputs]
+
+
+def test_infer_many_starts_every_stages_requests_before_waiting_on_any(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[tuple[str, str]] = []
+    with Engine(_TwoStageTask(), jobs=2) as engine:
+        names = {id(engine._stages[name]): name for name in ("a", "b")}
+        start, wait = Stage.start, Call.wait
+
+        def started(stage: Stage, tensors: Sequence[np.ndarray]) -> Call:
+            events.append(("start", names[id(stage)]))
+            return start(stage, tensors)
+
+        def waited(call: Call) -> list[list[np.ndarray]]:
+            events.append(("wait", names[id(call.stage)]))
+            return wait(call)
+
+        monkeypatch.setattr(Stage, "start", started)
+        monkeypatch.setattr(Call, "wait", waited)
+        seen: list[str] = []
+        engine.on_stage = lambda stage, seconds: seen.append(stage)
+        found = engine.infer_many(
+            {
+                "b": [solid((7, 0, 0), (SIZE, SIZE))],
+                "a": [solid((i, 0, 0), (SIZE, SIZE)) for i in (1, 2)],
+            }
+        )
+    # in the order of the task's graphs, whatever the order asked, each timed once
+    assert events == [("start", "a"), ("start", "b"), ("wait", "a"), ("wait", "b")]
+    assert seen == ["a", "b"]
+    assert list(found) == ["b", "a"]
+    assert _means(found["b"]) == [7] and _means(found["a"]) == [1, 2]
+
+
+def test_infer_all_runs_each_stage_in_turn_through_a_plain_function() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def infer(stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        calls.append((stage, len(inputs)))
+        return [[np.full((1, 3), len(stage), np.float32)] for _ in inputs]
+
+    found = infer_all(
+        infer,
+        {
+            "rec320": [solid((0, 0, 0), (SIZE, SIZE))] * 2,
+            "rec640": [solid((0, 0, 0), (SIZE, SIZE))],
+        },
+    )
+    assert calls == [("rec320", 2), ("rec640", 1)]
+    assert [len(found[s]) for s in ("rec320", "rec640")] == [2, 1]
+
+
+def test_infer_many_from_several_threads_with_one_request_a_stage_all_finish() -> None:
+    # One request a stage; four threads each ask both stages for three inputs,
+    # half of them naming b first. Started in the graphs' order, a thread waiting
+    # for b's request holds only a's, so none waits on another for ever.
+    with Engine(_TwoStageTask(), jobs=1) as engine:
+
+        def ask(t: int) -> dict[str, list[list[np.ndarray]]]:
+            a = [solid((t * 10 + i, 0, 0), (SIZE, SIZE)) for i in range(3)]
+            b = [solid((t * 10 + i, 1, 0), (SIZE, SIZE)) for i in range(3)]
+            return engine.infer_many({"b": b, "a": a} if t % 2 else {"a": a, "b": b})
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(ask, [t for t in range(4) for _ in range(5)]))
+    for k, found in enumerate(results):
+        t = k // 5
+        assert _means(found["a"]) == _means(found["b"]) == [t * 10 + i for i in range(3)]
+
+
+def test_a_failing_stage_in_infer_many_gives_back_every_request() -> None:
+    with Engine(_TwoStageTask(), jobs=1) as engine:
+        with pytest.raises(ModelError, match="no stage 'c'"):
+            engine.infer_many(
+                {"a": [solid((1, 0, 0), (SIZE, SIZE))], "c": [solid((1, 0, 0), (SIZE, SIZE))]}
+            )
+        wrong = np.zeros((2, 2), np.uint8)  # b fails to start after a has started
+        with pytest.raises(RuntimeError):
+            engine.infer_many({"a": [solid((1, 0, 0), (SIZE, SIZE))], "b": [wrong]})
+        # every request is back in its pool: the next call, on one request a stage, runs
+        found = engine.infer_many(
+            {"a": [solid((3, 0, 0), (SIZE, SIZE))], "b": [solid((4, 0, 0), (SIZE, SIZE))]}
+        )
+    assert _means(found["a"]) == [3] and _means(found["b"]) == [4]
+
+
+def test_the_infer_a_task_gets_sends_infer_all_to_infer_many(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[list[str]] = []
+    infer_many = Engine.infer_many
+
+    def counted(engine: Engine, calls: Mapping[str, Sequence[np.ndarray]]) -> Any:
+        asked.append(list(calls))
+        return infer_many(engine, calls)
+
+    monkeypatch.setattr(Engine, "infer_many", counted)
+
+    class BothStages(_TwoStageTask):
+        def predict(
+            self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
+        ) -> Prediction:
+            found = infer_all(infer, {"b": [image], "a": [image]})
+            return Prediction([], *source_size, tensors={s: found[s][0][0] for s in found})
+
+    with Engine(BothStages()) as engine:
+        prediction = engine.predict(solid((5, 0, 0), (SIZE, SIZE)))
+    assert asked == [["b", "a"]]
+    np.testing.assert_allclose(prediction.tensors["a"], [[5, 0, 0]])

@@ -9,6 +9,7 @@ import pytest
 from _tasks import MeanColourTask, solid
 
 from distinfer import AsyncVideoProcessor, Deployment, InferenceError, Prediction
+from distinfer.engine._engine import GATHER
 
 
 def make_deployment(delay: Any) -> Deployment:
@@ -18,35 +19,40 @@ def make_deployment(delay: Any) -> Deployment:
 
 
 def test_frames_are_processed_in_submission_order_when_inference_finishes_out_of_order() -> None:
-    # Every eighth frame waits until the frame four later has finished: inference then
-    # finishes out of order for certain, not only when the timing happens to say so.
-    # (Four later: a host thread runs up to four frames it gathered one after another,
-    # so the frame waited for is always on another thread.)
+    # Every frame at a multiple of 2 x GATHER waits until the frame GATHER later has
+    # finished: inference then finishes out of order for certain, not only when the
+    # timing happens to say so. (GATHER later: a host thread runs up to GATHER frames
+    # it gathered one after another, so the frame waited for is always on another
+    # thread, and never itself waiting.)
     after = [threading.Event() for _ in range(60)]
     finished: list[int] = []
 
     def wait_for_the_next(image: np.ndarray) -> float:
         i = int(image[0, 0, 0])
-        if i % 8 == 0 and i + 4 < 60:
-            assert after[i + 4].wait(timeout=10)
+        if i % (2 * GATHER) == 0 and i + GATHER < 60:
+            assert after[i + GATHER].wait(timeout=10)
         finished.append(i)
         after[i].set()
         return 0.0
 
-    deployment = make_deployment(wait_for_the_next)
+    # Four host threads, 16 items in flight: one thread's gathered frames never fill
+    # the engine, so the frame waited for always gets in.
+    deployment = Deployment(MeanColourTask(delay_s=wait_for_the_next))
+    deployment.load_inference_models(max_async_infer_requests=4)
     order: list[int] = []
 
     def process(frame: np.ndarray, prediction: Prediction, index: int) -> None:
         assert prediction.tensors["mean"][0] == pytest.approx(frame[0, 0, 0])
         order.append(index)
 
-    with AsyncVideoProcessor(deployment, process, max_buffer=8) as processor:
+    with AsyncVideoProcessor(deployment, process, max_buffer=4 * GATHER) as processor:
         for i in range(60):
             processor.process(solid((i, 0, 0)), i)
         processor.await_all()
     deployment.close()
     assert order == list(range(60))
-    assert all(finished.index(i + 4) < finished.index(i) for i in range(0, 56, 8))
+    waited = range(0, 60 - GATHER, 2 * GATHER)
+    assert all(finished.index(i + GATHER) < finished.index(i) for i in waited)
 
 
 def test_process_blocks_when_the_buffer_is_full() -> None:

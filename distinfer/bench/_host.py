@@ -105,7 +105,7 @@ def _opencv_as_in_actors() -> Iterator[None]:
     for the replay only: the other modes measure what a user's own process gets."""
     import cv2
 
-    from ..engine._engine import single_threaded_opencv
+    from ..engine._threads import single_threaded_opencv
 
     before = cv2.getNumThreads()
     single_threaded_opencv()

@@ -24,8 +24,9 @@ import numpy as np
 
 from .._errors import InputError, StorageUnavailableError
 from .._sections import ModelConfig
-from ..engine._engine import Engine, Image, Outcome, single_threaded_opencv
+from ..engine._engine import Engine, Image, Outcome
 from ..engine._overlay import draw_prediction
+from ..engine._threads import single_threaded_opencv
 from ..sources import ArchiveCache, read_bytes, read_segment, safe_relpath
 from ..storage import Location
 from ._logs import LogForwarder

@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import openvino as ov
 
@@ -33,8 +32,11 @@ from ._stages import (
     BatchedStage,
     BlockingStage,
     GroupedStage,
+    Outputs,
     Stage,
+    TaskInfer,
     has_dynamic_batch,
+    run_together,
     with_batch,
 )
 from ._threads import INFERENCE_NICENESS, HostThreads, available_cores, run_niced
@@ -43,12 +45,13 @@ logger = logging.getLogger(__name__)
 
 #: Pixel limit checked on the image header before decoding (OpenCV's own default).
 DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
-#: Items a host thread takes together when they queue up (``Engine``, ``gather``).
-#: ``distinfer bench --modes host --model ppocr`` (2 cores), with the requests
-#: waited on by their host thread: GIL held per page 4.6 / 4.2 ms before, 2.5 / 3.0
-#: ms after, for the same pages per second. 8 measured 2.6 against 2.8 ms, within
-#: noise, for twice the decoded pages in memory.
-GATHER = 4
+#: Items a host thread takes together when they queue up (``Engine``, ``gather``),
+#: and items in flight per host thread (``max_in_flight``): a thread takes what the
+#: others leave. ppocr's async pipeline, GIL held per page (2 cores, py-spy, two runs
+#: of three passes): 1.69 / 1.81 ms at 4 and 4 before ``infer_many``, 1.40 / 1.67
+#: with it; 1.18 / 1.11 at 8 and 4; 1.45 / 1.39 at 8 and 8 (twice the pages in memory).
+GATHER = 8
+IN_FLIGHT_PER_THREAD = 4
 #: The name of the engine's host threads (numbered ``_0``, ``_1``, ...).
 HOST_THREADS = "distinfer-host"
 
@@ -64,19 +67,6 @@ BatchCompletion = Callable[[list[Outcome], list[np.ndarray | None]], None]
 StageTimer = Callable[[str, float], None]
 
 
-def single_threaded_opencv() -> None:
-    """Make every OpenCV call run on its calling thread, process-wide.
-
-    The engine's parallelism is its host threads and OpenVINO's streams; OpenCV's
-    own thread pool on top only spins up and waits. Measured here with
-    ``distinfer bench --modes host`` (CPU of the whole process per page, outside
-    decode): ppocr-det 0.98 -> 0.58 ms with no change in the async pipeline's
-    throughput. Called where distinfer owns the process (its inference actors and
-    Ray Data predictor actors); in your own process it is your choice.
-    """
-    cv2.setNumThreads(1)
-
-
 class Engine:
     """A task compiled for one device, with pools of async infer requests and host threads.
 
@@ -88,7 +78,7 @@ class Engine:
     ``predict_many`` together: under load a page's share of infer requests,
     waits and thread hand-offs shrinks, one item alone still goes at once.
     ``max_in_flight`` bounds the items between ``submit`` and their completion
-    (None: ``gather`` per host thread), so host threads decode and post-process
+    (None: ``IN_FLIGHT_PER_THREAD`` per host thread), so host threads decode and post-process
     the next items while the device runs the current ones. ``config`` is passed to
     OpenVINO (default ``PERFORMANCE_HINT=THROUGHPUT``); ``cache_dir`` keeps
     compiled blobs so the next start is faster.
@@ -165,8 +155,10 @@ class Engine:
         self._lazy: dict[str, ov.Model] = {}
         self._failed: dict[str, ModelError] = {}
         self._lazy_lock = threading.Lock()
+        self._order: dict[str, int] = {}
         self._core: ov.Core | None = None
         self._host: HostThreads | None = None
+        self._task_infer = TaskInfer(self.infer, self.infer_many)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -179,6 +171,7 @@ class Engine:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             core.set_property({"CACHE_DIR": str(self.cache_dir)})
         graphs = dict(self.task.graphs())
+        self._order = {name: i for i, name in enumerate(graphs)}
         lazy = set(self.task.lazy_stages) & graphs.keys()
         if lazy == graphs.keys():
             raise ModelError(
@@ -193,7 +186,7 @@ class Engine:
         self._core = core
         self._lazy = {name: graphs[name] for name in lazy}
         threads = min(requests, self._max_in_flight or requests)
-        self.max_in_flight = self._max_in_flight or threads * self.gather
+        self.max_in_flight = self._max_in_flight or threads * IN_FLIGHT_PER_THREAD
         self._host = HostThreads(
             threads,
             HOST_THREADS,
@@ -233,8 +226,12 @@ class Engine:
             size,
         )
 
-    def _first_use(self, stage: str) -> AnyStage:
-        """Compile a lazy stage on its first ``infer``, once (a failure is kept, raised again)."""
+    def _stage(self, stage: str) -> AnyStage:
+        """A compiled stage; a lazy one compiles on its first use, once (a failure is
+        kept, raised again)."""
+        found = self._stages.get(stage)
+        if found is not None:
+            return found
         with self._lazy_lock:
             if stage in self._stages:
                 return self._stages[stage]
@@ -303,11 +300,9 @@ class Engine:
 
     # -- inference -------------------------------------------------------------
 
-    def infer(self, stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    def infer(self, stage: str, inputs: Sequence[np.ndarray]) -> Outputs:
         """Run ``stage`` once per input, all inputs in the queue together (an ``InferFn``)."""
-        target = self._stages.get(stage)
-        if target is None:
-            target = self._first_use(stage)
+        target = self._stage(stage)
         if self.on_stage is None:
             return target.run(inputs)
         start = time.perf_counter()
@@ -315,12 +310,20 @@ class Engine:
         self.on_stage(stage, time.perf_counter() - start)
         return outputs
 
+    def infer_many(self, calls: Mapping[str, Sequence[np.ndarray]]) -> dict[str, Outputs]:
+        """``infer`` of several stages, all their requests started before any is waited
+        on (``infer_all``). They start in the order of the task's graphs: a thread that
+        waits for a free request holds started requests of earlier stages only, so no
+        two threads wait on each other."""
+        order = sorted(calls, key=lambda name: self._order.get(name, -1))
+        return run_together([(name, self._stage(name)) for name in order], calls, self.on_stage)
+
     def predict(self, image: Image) -> Prediction:
         """Run one item on the calling thread (thread-safe). Raises ``InputError``."""
         if not self._stages:
             raise RuntimeError("Engine is not started: call start() or use it as a context manager")
         pixels, source_size = self.decode(image)
-        return self.task.predict(pixels, self.infer, source_size)
+        return self.task.predict(pixels, self._task_infer, source_size)
 
     def submit(self, image: Image, done: Completion) -> None:
         """Queue one item; ``done(prediction or exception, pixels)`` runs on a host thread.
@@ -357,7 +360,9 @@ class Engine:
         if len(decoded) > 1:
             try:
                 predictions = self.task.predict_many(
-                    [p for p, _ in decoded.values()], self.infer, [s for _, s in decoded.values()]
+                    [p for p, _ in decoded.values()],
+                    self._task_infer,
+                    [s for _, s in decoded.values()],
                 )
                 outcomes.update(zip(decoded, predictions, strict=True))
             except Exception:  # find the item at fault, one by one
@@ -365,7 +370,7 @@ class Engine:
         for i, (pixels, size) in decoded.items():
             if i not in outcomes:
                 try:
-                    outcomes[i] = self.task.predict(pixels, self.infer, size)
+                    outcomes[i] = self.task.predict(pixels, self._task_infer, size)
                 except BaseException as exc:  # noqa: BLE001 - this item's outcome
                     outcomes[i] = exc
         found = [decoded[i][0] if i in decoded else None for i in range(len(images))]

@@ -3,8 +3,11 @@
 ``Stage`` is the plain case, one request per input. ``BatchedStage`` and
 ``GroupedStage`` put several inputs in a request (a static batch graph beside a
 batch-1 one, or one graph whose batch is dynamic); ``BlockingStage`` runs
-blocking requests on the caller's thread (the LATENCY engine). No Python runs
-on OpenVINO's threads.
+blocking requests on the caller's thread (the LATENCY engine). Each stage's
+``begin`` starts an ``infer`` call's requests and returns the ``Pending`` call to
+wait on, so that an engine can start several stages' requests before waiting on
+any (``Engine.infer_many``); ``run`` is both at once. No Python runs on
+OpenVINO's threads.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from __future__ import annotations
 import collections
 import contextlib
 import queue
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import openvino as ov
 
 from .._errors import ModelError
+
+#: For each input of an ``infer`` call, the graph's outputs in output order.
+Outputs = list[list[np.ndarray]]
 
 
 class Call:
@@ -28,7 +35,7 @@ class Call:
     def __init__(self, stage: Stage, inputs: Sequence[np.ndarray]) -> None:
         self.stage = stage
         self.inputs = inputs  # keeps shared input memory alive until the requests finish
-        self.outputs: list[list[np.ndarray]] = [[] for _ in inputs]
+        self.outputs: Outputs = [[] for _ in inputs]
         self.pending: collections.deque[tuple[ov.InferRequest, int]] = collections.deque()
         self.error: BaseException | None = None
 
@@ -44,7 +51,7 @@ class Call:
             self.error = self.error or exc
         return request
 
-    def wait(self) -> list[list[np.ndarray]]:
+    def wait(self) -> Outputs:
         """Each request's outputs, once every request has finished and gone back to
         its pool (call it once, and always: an unwaited call keeps its requests)."""
         while self.pending:
@@ -54,7 +61,63 @@ class Call:
         return self.outputs
 
 
-class Stage:
+class Pending:
+    """An ``infer`` call whose requests are started: ``wait`` gives each input's outputs.
+
+    ``calls`` are the started requests (one ``Call`` per pool the stage drew on) and
+    ``finish`` turns their outputs into the inputs' (splitting batched requests).
+    Wait once, and always: the requests go back to their pools only then.
+    """
+
+    __slots__ = ("calls", "finish")
+
+    def __init__(
+        self, calls: Sequence[Call], finish: Callable[[list[Outputs]], Outputs] | None = None
+    ) -> None:
+        self.calls = calls
+        self.finish = finish
+
+    def wait(self) -> Outputs:
+        results = wait_all(self.calls)
+        return self.finish(results) if self.finish is not None else results[0]
+
+
+def wait_all(
+    calls: Sequence[Call | Pending], each: Callable[[int], None] | None = None
+) -> list[Outputs]:
+    """Wait on every call in turn, even after one fails (each frees its requests only
+    when waited on), then raise the first failure; ``each(i)`` after call ``i``."""
+    results: list[Outputs] = []
+    error: BaseException | None = None
+    for i, call in enumerate(calls):
+        try:
+            results.append(call.wait())
+        except BaseException as exc:  # noqa: BLE001 - raised once all are back
+            error = error or exc
+        if each is not None:
+            each(i)
+    if error is not None:
+        raise error
+    return results
+
+
+def abandon(started: Sequence[Call | Pending]) -> None:
+    """Wait out the calls started before starting another failed: their requests go back."""
+    with contextlib.suppress(BaseException):
+        wait_all(started)
+
+
+class _Begins:
+    """``run`` for a stage that can ``begin``: start the requests, then wait on them."""
+
+    def begin(self, inputs: Sequence[np.ndarray]) -> Pending:
+        raise NotImplementedError
+
+    def run(self, inputs: Sequence[np.ndarray]) -> Outputs:
+        return self.begin(inputs).wait()
+
+
+class Stage(_Begins):
     """One compiled graph with a pool of infer requests.
 
     No Python runs on OpenVINO's threads: the host thread that started a call
@@ -89,8 +152,7 @@ class Stage:
                     raise
                 call.pending.append((request, i))
         except BaseException:
-            with contextlib.suppress(BaseException):
-                call.wait()  # the requests started go back to the pool
+            abandon([call])  # the requests started go back to the pool
             raise
         return call
 
@@ -102,8 +164,8 @@ class Stage:
         except queue.Empty:
             return call.collect_one()
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        return self.start([np.ascontiguousarray(x[None]) for x in inputs]).wait()
+    def begin(self, inputs: Sequence[np.ndarray]) -> Pending:
+        return Pending([self.start([np.ascontiguousarray(x[None]) for x in inputs])])
 
     def __len__(self) -> int:
         return self.requests
@@ -115,7 +177,7 @@ class Stage:
             self.idle.put(request)
 
 
-class BatchedStage:
+class BatchedStage(_Begins):
     """A stage whose requests carry ``size`` inputs each, for small models.
 
     A request has a fixed cost beyond the model's (scheduling, a wait, a copy,
@@ -131,24 +193,27 @@ class BatchedStage:
     def __init__(self, batched: Stage, single: Stage, size: int) -> None:
         self.batched, self.single, self.size = batched, single, size
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    def begin(self, inputs: Sequence[np.ndarray]) -> Pending:
+        size = self.size
         count = len(inputs)
-        in_batches = count - count % self.size
-        if 2 * (count - in_batches) >= self.size:
+        in_batches = count - count % size
+        if 2 * (count - in_batches) >= size:
             in_batches = count  # the rest in one padded request
         groups = self.batched.start(
-            [self._group(inputs[k : k + self.size]) for k in range(0, in_batches, self.size)]
+            [self._group(inputs[k : k + size]) for k in range(0, in_batches, size)]
         )
         try:  # the batched graph's requests first, always: no two calls wait on each other
             rest = self.single.start([np.ascontiguousarray(x[None]) for x in inputs[in_batches:]])
         except BaseException:
-            with contextlib.suppress(BaseException):
-                groups.wait()
+            abandon([groups])
             raise
-        outputs = [
-            [out[j : j + 1] for out in group] for group in groups.wait() for j in range(self.size)
-        ]
-        return outputs[:in_batches] + rest.wait()
+
+        def finish(results: list[Outputs]) -> Outputs:
+            grouped, single = results
+            split = [[out[j : j + 1] for out in group] for group in grouped for j in range(size)]
+            return split[:in_batches] + single
+
+        return Pending([groups, rest], finish)
 
     def _group(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         if len(inputs) == self.size:
@@ -182,7 +247,12 @@ class BlockingStage:
     def __len__(self) -> int:
         return self.requests
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    def begin(self, inputs: Sequence[np.ndarray]) -> Pending:
+        """Runs the requests now: the call is done when it returns."""
+        outputs = self.run(inputs)
+        return Pending([], lambda _: outputs)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> Outputs:
         request = self._idle.get()
         try:
             outputs = []
@@ -199,7 +269,7 @@ class BlockingStage:
         pass
 
 
-class GroupedStage:
+class GroupedStage(_Begins):
     """A stage whose graph takes any batch: the inputs of one ``run`` go in requests of
     up to ``size`` each (stacked), not one request each.
 
@@ -213,19 +283,65 @@ class GroupedStage:
     def __init__(self, stage: Stage, size: int) -> None:
         self.stage, self.size = stage, size
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    def begin(self, inputs: Sequence[np.ndarray]) -> Pending:
         groups = [np.stack(inputs[k : k + self.size]) for k in range(0, len(inputs), self.size)]
-        return [
-            [out[j : j + 1] for out in outputs]
-            for group, outputs in zip(groups, self.stage.start(groups).wait(), strict=True)
-            for j in range(len(group))
-        ]
+
+        def finish(results: list[Outputs]) -> Outputs:
+            return [
+                [out[j : j + 1] for out in outputs]
+                for group, outputs in zip(groups, results[0], strict=True)
+                for j in range(len(group))
+            ]
+
+        return Pending([self.stage.start(groups)], finish)
 
     def __len__(self) -> int:
         return len(self.stage)
 
     def close(self) -> None:
         self.stage.close()
+
+
+def run_together(
+    stages: Sequence[tuple[str, AnyStage]],
+    calls: Mapping[str, Sequence[np.ndarray]],
+    on_stage: Callable[[str, float], None] | None = None,
+) -> dict[str, Outputs]:
+    """``calls[name]`` on each of ``stages``, all started (in that order) before any is
+    waited on; ``on_stage(name, seconds)`` as each is done, timed from the start.
+    The outputs come in the order of ``calls``."""
+    start = time.perf_counter()
+    started: list[Pending] = []
+    try:
+        for name, stage in stages:
+            started.append(stage.begin(calls[name]))
+    except BaseException:
+        abandon(started)
+        raise
+    outputs = wait_all(
+        started,
+        None if on_stage is None else lambda i: on_stage(stages[i][0], time.perf_counter() - start),
+    )
+    found = {name: out for (name, _), out in zip(stages, outputs, strict=True)}
+    return {name: found[name] for name in calls}  # in the order asked
+
+
+class TaskInfer:
+    """The ``infer`` an engine passes its task: ``one(stage, inputs)`` when called,
+    with ``many(calls)`` beside it for ``infer_all`` (``Engine.infer`` and
+    ``Engine.infer_many``)."""
+
+    __slots__ = ("many", "one")
+
+    def __init__(
+        self,
+        one: Callable[[str, Sequence[np.ndarray]], Outputs],
+        many: Callable[[Mapping[str, Sequence[np.ndarray]]], dict[str, Outputs]],
+    ) -> None:
+        self.one, self.many = one, many
+
+    def __call__(self, stage: str, inputs: Sequence[np.ndarray]) -> Outputs:
+        return self.one(stage, inputs)
 
 
 AnyStage = Stage | BatchedStage | GroupedStage | BlockingStage

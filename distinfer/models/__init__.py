@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._model_api import ModelApiTask
     from ._raw import RawTask
     from ._registry import TASK_TYPES, load_folder, save_folder, task_from_config, task_from_model
-    from ._task import InferFn, Task, predict_each
+    from ._task import InferFn, Task, infer_all, predict_each
 
 _LAZY = {
     "BUNDLED_MODELS": "._bundled",
@@ -29,6 +29,7 @@ _LAZY = {
     "RawTask": "._raw",
     "TASK_TYPES": "._registry",
     "Task": "._task",
+    "infer_all": "._task",
     "load_folder": "._registry",
     "predict_each": "._task",
     "save_folder": "._registry",
@@ -47,6 +48,7 @@ __all__ = [
     "ModelApiTask",
     "RawTask",
     "Task",
+    "infer_all",
     "load_folder",
     "predict_each",
     "save_folder",

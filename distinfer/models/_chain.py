@@ -12,7 +12,7 @@ import openvino as ov
 
 from .._errors import ModelError
 from ..engine._prediction import Prediction
-from ._task import InferFn, Task
+from ._task import InferFn, Task, infer_all
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +20,18 @@ DETECTOR_PREFIX = "detector/"
 CLASSIFIER_PREFIX = "classifier/"
 
 
-def _prefixed(infer: InferFn, prefix: str) -> InferFn:
-    def run(stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        return infer(prefix + stage, inputs)
+class _Prefixed:
+    """A part's ``infer``: its stage names prefixed, ``infer_all`` kept."""
 
-    return run
+    def __init__(self, infer: InferFn, prefix: str) -> None:
+        self.infer, self.prefix = infer, prefix
+
+    def __call__(self, stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        return self.infer(self.prefix + stage, inputs)
+
+    def many(self, calls: Mapping[str, Sequence[np.ndarray]]) -> dict[str, list[list[np.ndarray]]]:
+        found = infer_all(self.infer, {self.prefix + stage: x for stage, x in calls.items()})
+        return {stage: found[self.prefix + stage] for stage in calls}
 
 
 def _crop_boxes(boxes: np.ndarray, sx: float, sy: float, width: int, height: int) -> np.ndarray:
@@ -96,7 +103,7 @@ class ChainTask:
         """The images' detections in one ``infer`` call, then every crop of every image
         classified in one more."""
         detected = self.detector.predict_many(
-            images, _prefixed(infer, DETECTOR_PREFIX), source_sizes
+            images, _Prefixed(infer, DETECTOR_PREFIX), source_sizes
         )
         crops: list[np.ndarray] = []
         owners = []  # per image: the boxes that have a crop
@@ -110,7 +117,7 @@ class ChainTask:
         if crops:
             sizes = [(c.shape[1], c.shape[0]) for c in crops]
             classes = self.classifier.predict_many(
-                crops, _prefixed(infer, CLASSIFIER_PREFIX), sizes
+                crops, _Prefixed(infer, CLASSIFIER_PREFIX), sizes
             )
         predictions = []
         start = 0

@@ -17,7 +17,7 @@ import openvino as ov
 from ..engine._prediction import Prediction
 from ._db import DBParams, db_boxes, letterbox, reading_order
 from ._openvino import read_model, with_u8_rgb_input
-from ._task import InferFn
+from ._task import InferFn, infer_all
 
 #: PaddleOCR normalises every stage to [-1, 1]: (x / 255 - 0.5) / 0.5.
 MEAN = (127.5, 127.5, 127.5)
@@ -68,13 +68,16 @@ class TextDetector:
         self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Quads ``(N, 4, 2)`` in source pixels (reading order) and their scores, per image;
-        one ``infer`` call per detector shape among the images."""
+        the images of each detector shape in one ``infer_all`` call."""
         stages = [det_stage(image.shape[1], image.shape[0]) for image in images]
         boxed = [letterbox(im, DET_SHAPES[s]) for im, s in zip(images, stages, strict=True)]
+        picked = {s: [i for i, t in enumerate(stages) if t == s] for s in dict.fromkeys(stages)}
+        by_stage = infer_all(
+            infer, {stage: [boxed[i][0] for i in items] for stage, items in picked.items()}
+        )
         outputs: list[list[np.ndarray]] = [[] for _ in images]
-        for stage in dict.fromkeys(stages):
-            picked = [i for i, s in enumerate(stages) if s == stage]
-            for i, out in zip(picked, infer(stage, [boxed[i][0] for i in picked]), strict=True):
+        for stage, items in picked.items():
+            for i, out in zip(items, by_stage[stage], strict=True):
                 outputs[i] = out
         found = []
         for image, (_, to_image), (prob, *_), (width, height) in zip(

@@ -19,7 +19,7 @@ import openvino as ov
 from ._ctc import ctc_decode_batch, fit_width, with_best_class
 from ._openvino import read_model, with_u8_rgb_input
 from ._ppocr_det import MEAN, SCALE
-from ._task import InferFn
+from ._task import InferFn, infer_all
 
 CLS_HW = (48, 192)
 CLS_LABELS = ("0", "180")
@@ -93,7 +93,8 @@ def classify(crops: Sequence[np.ndarray], infer: InferFn) -> tuple[np.ndarray, n
 def recognize(
     crops: Sequence[np.ndarray], infer: InferFn, widths: Sequence[int], alphabet: np.ndarray
 ) -> tuple[list[str], np.ndarray]:
-    """Text and confidence (float32) of each crop, one ``infer`` call per width bucket.
+    """Text and confidence (float32) of each crop: the width buckets' requests all
+    started at once (``infer_all``), one CTC pass per bucket.
 
     A crop goes to the narrowest width that holds it, padded (or squeezed into the
     widest); ``alphabet`` is ``alphabet_array`` of the model's characters.
@@ -102,13 +103,19 @@ def recognize(
     scores = np.zeros(len(crops), np.float32)
     fits = np.searchsorted(np.asarray(widths), [c.shape[1] for c in crops])
     buckets = np.minimum(fits, len(widths) - 1)
-    for k in np.unique(buckets).tolist():
-        members = np.flatnonzero(buckets == k)
-        width = widths[k]
-        outputs = infer(f"rec{width}", [fit_width(crops[i], width) for i in members.tolist()])
+    lines = {widths[k]: np.flatnonzero(buckets == k) for k in np.unique(buckets).tolist()}
+    found = infer_all(
+        infer,
+        {
+            f"rec{width}": [fit_width(crops[i], width) for i in members.tolist()]
+            for width, members in lines.items()
+        },
+    )
+    for width, members in lines.items():
+        outputs = found[f"rec{width}"]
         confidence = np.concatenate([c.reshape(1, -1) for c, _ in outputs])
         best = np.concatenate([b.reshape(1, -1) for _, b in outputs])
-        found, scores[members] = ctc_decode_batch(best, confidence, alphabet)
-        for i, text in zip(members.tolist(), found, strict=True):
+        read, scores[members] = ctc_decode_batch(best, confidence, alphabet)
+        for i, text in zip(members.tolist(), read, strict=True):
             texts[i] = text
     return texts, scores

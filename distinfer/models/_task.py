@@ -39,7 +39,8 @@ class Task(Protocol):
     ``lazy_stages`` (stages compiled on first use, for input shapes a workload may
     never need; never all of them), and ``predict_many``, which predicts several
     images with all of a stage's inputs in the queue at once (a task that cannot,
-    predicts them in turn: ``predict_each``).
+    predicts them in turn: ``predict_each``). Stages whose inputs do not depend on
+    each other's outputs go through ``infer_all`` together.
     """
 
     kind: str
@@ -76,6 +77,23 @@ class Task(Protocol):
     def save(self, folder: Path) -> dict[str, Any]:
         """Write the model files into ``folder``; return the JSON config ``load`` takes."""
         ...
+
+
+def infer_all(
+    infer: InferFn, calls: Mapping[str, Sequence[np.ndarray]]
+) -> dict[str, list[list[np.ndarray]]]:
+    """``infer(stage, inputs)`` for each stage of ``calls``, whose inputs do not wait
+    on each other's outputs (a recogniser's width buckets, a detector's shapes).
+
+    The ``infer`` an engine passes its task starts every stage's requests before it
+    waits on any (it has a ``many``, ``Engine.infer_many``); any other function (a
+    test's, a recording) is called once per stage, in turn.
+    """
+    many = getattr(infer, "many", None)
+    if many is not None:
+        together: dict[str, list[list[np.ndarray]]] = many(calls)
+        return together
+    return {stage: infer(stage, inputs) for stage, inputs in calls.items()}
 
 
 def predict_each(

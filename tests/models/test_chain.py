@@ -3,7 +3,7 @@ for all the images of a call."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import _models
@@ -13,7 +13,8 @@ from _models import image
 
 from distinfer import ModelError
 from distinfer.engine._engine import Engine
-from distinfer.models import ChainTask, ModelApiTask, RawTask
+from distinfer.models import ChainTask, ModelApiTask, RawTask, infer_all
+from distinfer.models._chain import DETECTOR_PREFIX, _Prefixed
 
 
 @pytest.fixture
@@ -101,3 +102,24 @@ def test_both_parts_of_a_chain_must_be_tasks(tmp_path: Path) -> None:
     detector = RawTask(_models.identity_raw(tmp_path / "id.xml"))
     with pytest.raises(ModelError, match="not a task"):
         ChainTask(detector, NotATask())  # type: ignore[arg-type]
+
+
+def test_a_parts_infer_all_reaches_the_engines_infer_many_with_the_prefix() -> None:
+    asked: list[list[str]] = []
+
+    class EngineInfer:  # an engine's infer: a ``many`` beside the call
+        def __call__(self, stage: str, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+            raise AssertionError("infer_all must go to many")
+
+        def many(
+            self, calls: Mapping[str, Sequence[np.ndarray]]
+        ) -> dict[str, list[list[np.ndarray]]]:
+            asked.append(list(calls))
+            return {
+                stage: [[np.full(1, len(x))] for x in inputs] for stage, inputs in calls.items()
+            }
+
+    pixels = np.zeros((2, 2, 3), np.uint8)
+    found = infer_all(_Prefixed(EngineInfer(), DETECTOR_PREFIX), {"a": [pixels], "b": [pixels] * 2})
+    assert asked == [["detector/a", "detector/b"]]
+    assert {stage: len(out) for stage, out in found.items()} == {"a": 1, "b": 2}
