@@ -1,7 +1,7 @@
 """Text recognition around the model: line crops in, CTC greedy decoding out.
 
-``crop_lines`` warps detected quads to upright crops of the recogniser's
-height and ``fit_width`` pads each to a static input width. A PaddleOCR
+``LineWarps`` warps detected quads to upright crops of the recogniser's
+height and ``fit_width`` pads a crop to a static input width. A PaddleOCR
 recogniser outputs, for each of ``T`` horizontal steps, a probability over
 ``blank + dictionary + space``: index 0 is the CTC blank, the dictionary
 characters follow in file order, and a space is the last class
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -163,9 +164,16 @@ def crop_line(image: np.ndarray, quad: np.ndarray, height: int) -> np.ndarray:
 
 
 def crop_lines(image: np.ndarray, quads: np.ndarray, height: int) -> list[np.ndarray]:
-    """``crop_line`` of each of ``quads`` (N, 4, 2): every line's geometry in one
-    numpy pass, then one OpenCV warp per line, or a resize of its window for an
-    upright line (both run without the GIL).
+    """``crop_line`` of each of ``quads`` (N, 4, 2), each in an array of its own."""
+    warps = LineWarps(quads, height, image.shape[:2])
+    return [warps.crop(image, k) for k in range(len(warps))]
+
+
+class LineWarps:
+    """How each of an image's text quads (N, 4, 2) becomes a ``crop_line``: every
+    line's geometry in one numpy pass; ``crop`` then runs one OpenCV warp, or a
+    resize of its window for an upright line (both without the GIL), and can
+    write straight into a caller's array (a row of the recogniser's input).
 
     The quads are rotated rectangles (DB boxes come from minAreaRect), so the map
     from a crop to the image is affine, fixed by three corners: warpAffine, 2.5x
@@ -174,49 +182,75 @@ def crop_lines(image: np.ndarray, quads: np.ndarray, height: int) -> list[np.nda
     (Warping at the line's own size and resizing after was measured too: slower
     on the demo pages, whose lines are about 48 pixels tall already.)
     """
-    quads = np.asarray(quads, np.float32).reshape(-1, 4, 2)
-    # edge lengths q0q1, q1q2, q2q3, q3q0: the width is the longer of the top and
-    # the bottom, the height the longer of the sides
-    edges = np.sqrt(((quads - quads[:, [1, 2, 3, 0]]) ** 2).sum(axis=2))
-    qw = np.maximum(np.maximum(edges[:, 0], edges[:, 2]), 1).astype(np.float64)
-    qh = np.maximum(np.maximum(edges[:, 1], edges[:, 3]), 1).astype(np.float64)
-    vertical = qh >= 1.5 * qw  # read it as if rotated a quarter turn counter-clockwise
-    quads = np.where(vertical[:, None, None], quads[:, [1, 2, 3, 0]], quads).astype(np.float64)
-    qw, qh = np.where(vertical, qh, qw), np.where(vertical, qw, qh)
-    out_w = np.maximum(1, np.ceil(height * qw / qh)).astype(np.int64)
-    # A strong reduction warps at full size, then averages down (INTER_AREA).
-    reduce = qh > 2 * height
-    warp_w = np.where(reduce, np.maximum(1, np.round(qw)), out_w).astype(np.int64)
-    warp_h = np.where(reduce, np.maximum(1, np.round(qh)), height).astype(np.int64)
-    # crop pixel (u, v) -> image: q0 + u (q1 - q0) / w + v (q2 - q1) / h
-    maps = np.empty((len(quads), 2, 3), np.float64)
-    maps[:, :, 0] = (quads[:, 1] - quads[:, 0]) / warp_w[:, None]
-    maps[:, :, 1] = (quads[:, 2] - quads[:, 1]) / warp_h[:, None]
-    maps[:, :, 2] = quads[:, 0]
-    # An upright quad (three lines in four on the demo pages) is a rectangle of the
-    # image: its window resized costs 0.6 of the warp (34 against 57 us for a
-    # 48x600 line) and reads the same (200 generated pages: 2,176 of 2,178 lines
-    # the same text, the other two read right only this way).
-    upright = (maps[:, 1, 0] == 0) & (maps[:, 0, 1] == 0)
-    upright &= (maps[:, 0, 0] > 0) & (maps[:, 1, 1] > 0)
-    windows = _windows(quads, image.shape[1], image.shape[0]).tolist()
-    crops = []
-    sizes = zip(warp_w.tolist(), warp_h.tolist(), reduce.tolist(), upright.tolist(), strict=True)
-    for k, (w, h, small, plain) in enumerate(sizes):
+
+    def __init__(self, quads: np.ndarray, height: int, image_hw: tuple[int, ...]) -> None:
+        quads = np.asarray(quads, np.float32).reshape(-1, 4, 2)
+        # edge lengths q0q1, q1q2, q2q3, q3q0: the width is the longer of the top and
+        # the bottom, the height the longer of the sides
+        edges = np.sqrt(((quads - quads[:, [1, 2, 3, 0]]) ** 2).sum(axis=2))
+        qw = np.maximum(np.maximum(edges[:, 0], edges[:, 2]), 1).astype(np.float64)
+        qh = np.maximum(np.maximum(edges[:, 1], edges[:, 3]), 1).astype(np.float64)
+        vertical = qh >= 1.5 * qw  # read it as if rotated a quarter turn counter-clockwise
+        quads = np.where(vertical[:, None, None], quads[:, [1, 2, 3, 0]], quads)
+        quads = quads.astype(np.float64)
+        qw, qh = np.where(vertical, qh, qw), np.where(vertical, qw, qh)
+        out_w = np.maximum(1, np.ceil(height * qw / qh)).astype(np.int64)
+        # A strong reduction warps at full size, then averages down (INTER_AREA).
+        reduce = qh > 2 * height
+        warp_w = np.where(reduce, np.maximum(1, np.round(qw)), out_w).astype(np.int64)
+        warp_h = np.where(reduce, np.maximum(1, np.round(qh)), height).astype(np.int64)
+        # crop pixel (u, v) -> image: q0 + u (q1 - q0) / w + v (q2 - q1) / h
+        maps = np.empty((len(quads), 2, 3), np.float64)
+        maps[:, :, 0] = (quads[:, 1] - quads[:, 0]) / warp_w[:, None]
+        maps[:, :, 1] = (quads[:, 2] - quads[:, 1]) / warp_h[:, None]
+        maps[:, :, 2] = quads[:, 0]
+        # An upright quad (three lines in four on the demo pages) is a rectangle of the
+        # image: its window resized costs 0.6 of the warp (34 against 57 us for a
+        # 48x600 line) and reads the same (200 generated pages: 2,176 of 2,178 lines
+        # the same text, the other two read right only this way).
+        upright = (maps[:, 1, 0] == 0) & (maps[:, 0, 1] == 0)
+        upright &= (maps[:, 0, 0] > 0) & (maps[:, 1, 1] > 0)
+        self.height = height
+        #: Each line's crop width.
+        self.widths: list[int] = out_w.tolist()
+        self._maps = maps
+        self._lines = list(
+            zip(
+                warp_w.tolist(),
+                warp_h.tolist(),
+                reduce.tolist(),
+                upright.tolist(),
+                _windows(quads, image_hw[1], image_hw[0]).tolist(),
+                strict=True,
+            )
+        )
+
+    def __len__(self) -> int:
+        return len(self.widths)
+
+    def crop(self, image: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Line ``k`` of ``image`` (the image the geometry was made for), written into
+        ``out`` when given: a ``height x widths[k] x 3`` u8 array, or a view of one."""
+        w, h, small, plain, (x0, y0, x1, y1) = self._lines[k]
+        size = (self.widths[k], self.height)
         if plain:
-            x0, y0, x1, y1 = windows[k]
-            size = (int(out_w[k]), height)
             interpolation = cv2.INTER_AREA if small else cv2.INTER_LINEAR
-            crops.append(cv2.resize(image[y0:y1, x0:x1], size, interpolation=interpolation))
-            continue
-        crop: np.ndarray = cv2.warpAffine(
-            image, maps[k], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            crop = cv2.resize(image[y0:y1, x0:x1], size, dst=out, interpolation=interpolation)
+        elif small:
+            crop = cv2.resize(
+                self._warp(image, k, (w, h)), size, dst=out, interpolation=cv2.INTER_AREA
+            )
+        else:
+            crop = self._warp(image, k, (w, h), out)
+        return cast(np.ndarray, crop)
+
+    def _warp(
+        self, image: np.ndarray, k: int, size: tuple[int, int], out: np.ndarray | None = None
+    ) -> np.ndarray:
+        return cast(np.ndarray, cv2.warpAffine(
+            image, self._maps[k], size, dst=out, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
-        )  # fmt: skip
-        if small:
-            crop = cv2.resize(crop, (int(out_w[k]), height), interpolation=cv2.INTER_AREA)
-        crops.append(crop)
-    return crops
+        ))  # fmt: skip
 
 
 def _windows(quads: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -1,10 +1,11 @@
 """PP-OCR's text-line stages: the orientation classifier and the recogniser.
 
-Both take upright crops 48 pixels tall (``crop_line``) and answer for all the
-lines of an ``infer`` call at once: the classifier averages its windows per line
-with one reduction over all lines; the recogniser sends the lines of each width
-bucket together (requests of up to ``REC_BATCH`` lines, its graphs take any
-batch) and decodes them with one CTC pass per bucket.
+Both take upright crops 48 pixels tall (``crop_line``; ``TextLines`` crops a
+page's lines straight into the recogniser's inputs) and answer for all the lines
+of an ``infer`` call at once: the classifier averages its windows per line with
+one reduction over all lines; the recogniser sends the lines of each width bucket
+together (requests of up to ``REC_BATCH`` lines, its graphs take any batch) and
+decodes them with one CTC pass per bucket.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import openvino as ov
 
-from ._ctc import ctc_decode_batch, fit_width, with_best_class
+from ._ctc import PAD, ctc_decode_batch, fit_width, with_best_class
 from ._openvino import read_model, with_u8_rgb_input
 from ._ppocr_det import MEAN, SCALE
 from ._task import InferFn, infer_all
@@ -77,41 +79,99 @@ def cls_windows(crop: np.ndarray, max_windows: int = CLS_WINDOWS) -> list[np.nda
 def classify(crops: Sequence[np.ndarray], infer: InferFn) -> tuple[np.ndarray, np.ndarray]:
     """Orientation of each crop (48 pixels tall), in one ``infer`` call: the index into
     ``CLS_LABELS`` and its probability (float32, at most 1)."""
-    if not crops:
+    return classify_windows([cls_windows(c) for c in crops], infer)
+
+
+def classify_windows(
+    windows: Sequence[Sequence[np.ndarray]], infer: InferFn
+) -> tuple[np.ndarray, np.ndarray]:
+    """``classify`` of lines given as their ``cls_windows``."""
+    if not windows:
         return np.zeros(0, np.int32), np.zeros(0, np.float32)
-    windows = [cls_windows(c) for c in crops]
     outputs = infer("cls", [x for group in windows for x in group])
     probs = np.concatenate([out[0].reshape(1, -1) for out in outputs])
     counts = np.array([len(group) for group in windows])
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     means = np.add.reduceat(probs, starts, axis=0) / counts[:, None].astype(np.float32)
     best = means.argmax(axis=1)
-    score = np.minimum(means[np.arange(len(crops)), best], np.float32(1))
+    score = np.minimum(means[np.arange(len(windows)), best], np.float32(1))
     return best.astype(np.int32), score.astype(np.float32)
 
 
-def recognize(
-    crops: Sequence[np.ndarray], infer: InferFn, widths: Sequence[int], alphabet: np.ndarray
-) -> tuple[list[str], np.ndarray]:
-    """Text and confidence (float32) of each crop: the width buckets' requests all
-    started at once (``infer_all``), one CTC pass per bucket.
+class TextLines:
+    """The text lines of one ``predict_many``, cropped straight into the recogniser's
+    inputs: one ``(lines, REC_HEIGHT, width, 3)`` array per width of ``widths``.
 
-    A crop goes to the narrowest width that holds it, padded (or squeezed into the
-    widest); ``alphabet`` is ``alphabet_array`` of the model's characters.
+    A line goes to the narrowest width that holds it, at the left of its row with
+    ``PAD`` on the right, as ``fit_width`` pads it; a short line's classifier window
+    is the left of its row. So a line's pixels are written once, where before a
+    crop was copied again to pad it. A line wider than the widest input is cropped
+    into an array of its own (the classifier reads it whole) and squeezed into its
+    row by ``inputs``.
     """
-    texts = [""] * len(crops)
-    scores = np.zeros(len(crops), np.float32)
-    fits = np.searchsorted(np.asarray(widths), [c.shape[1] for c in crops])
-    buckets = np.minimum(fits, len(widths) - 1)
-    lines = {widths[k]: np.flatnonzero(buckets == k) for k in np.unique(buckets).tolist()}
-    found = infer_all(
-        infer,
-        {
-            f"rec{width}": [fit_width(crops[i], width) for i in members.tolist()]
-            for width, members in lines.items()
-        },
-    )
-    for width, members in lines.items():
+
+    def __init__(self, sizes: Sequence[int], widths: Sequence[int]) -> None:
+        self.sizes = list(sizes)  # each line's own crop width
+        buckets = np.minimum(np.searchsorted(np.asarray(widths), self.sizes), len(widths) - 1)
+        self.members: dict[int, np.ndarray] = {}
+        self._arrays: dict[int, np.ndarray] = {}
+        self._rows: list[np.ndarray] = [np.empty(0, np.uint8)] * len(self.sizes)
+        for k in np.unique(buckets).tolist():
+            members = np.flatnonzero(buckets == k)
+            array = np.empty((len(members), REC_HEIGHT, widths[k], 3), np.uint8)
+            self.members[widths[k]], self._arrays[widths[k]] = members, array
+            for i, row in zip(members.tolist(), array, strict=True):
+                self._rows[i] = row
+        self._wide: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def target(self, i: int) -> np.ndarray:
+        """Where line ``i`` is to be cropped (``REC_HEIGHT x sizes[i] x 3``); its row's
+        padding is set here."""
+        size, row = self.sizes[i], self._rows[i]
+        if size > row.shape[1]:
+            self._wide[i] = np.empty((REC_HEIGHT, size, 3), np.uint8)
+            return self._wide[i]
+        row[:, size:] = PAD
+        return row[:, :size]
+
+    def line(self, i: int) -> np.ndarray:
+        """Line ``i`` at its own width (a view)."""
+        wide = self._wide.get(i)
+        return wide if wide is not None else self._rows[i][:, : self.sizes[i]]
+
+    def turn(self, i: int) -> None:
+        """Turn line ``i`` half a turn, in place."""
+        line = self.line(i)
+        line[...] = line[::-1, ::-1]  # numpy copies through a buffer when they overlap
+
+    def cls_windows(self, i: int) -> list[np.ndarray]:
+        """``cls_windows`` of line ``i``; a short line's window is the left of its row."""
+        row = self._rows[i]
+        if self.sizes[i] <= CLS_HW[1] <= row.shape[1]:
+            return [row[:, : CLS_HW[1]]]
+        return cls_windows(self.line(i))
+
+    def inputs(self) -> dict[str, list[np.ndarray]]:
+        """Each recogniser stage's inputs (``rec<width>``), the wide lines squeezed in."""
+        for i, line in self._wide.items():
+            row = self._rows[i]
+            cv2.resize(line, (row.shape[1], REC_HEIGHT), dst=row, interpolation=cv2.INTER_AREA)
+        return {f"rec{width}": list(array) for width, array in self._arrays.items()}
+
+
+def recognize(
+    lines: TextLines, infer: InferFn, alphabet: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Text and confidence (float32) of each line: the width buckets' requests all
+    started at once (``infer_all``), one CTC pass per bucket. ``alphabet`` is
+    ``alphabet_array`` of the model's characters."""
+    texts = [""] * len(lines)
+    scores = np.zeros(len(lines), np.float32)
+    found = infer_all(infer, lines.inputs())
+    for width, members in lines.members.items():
         outputs = found[f"rec{width}"]
         confidence = np.concatenate([c.reshape(1, -1) for c, _ in outputs])
         best = np.concatenate([b.reshape(1, -1) for _, b in outputs])

@@ -38,7 +38,7 @@ import openvino as ov
 from .._errors import ConfigError, ModelError
 from ..engine._prediction import Prediction
 from ._bundled import BUNDLED_MODELS
-from ._ctc import alphabet_array, crop_lines, model_alphabet
+from ._ctc import LineWarps, alphabet_array, model_alphabet
 from ._db import DBParams, reading_order
 from ._openvino import read_model
 from ._ppocr_det import DET_FIRST_USE, DET_SHAPES, DET_SIZE, TextDetector, det_stage, text_boxes
@@ -50,7 +50,9 @@ from ._ppocr_rec import (
     REC_BATCH,
     REC_HEIGHT,
     REC_WIDTHS,
+    TextLines,
     classify,
+    classify_windows,
     cls_graph,
     cls_windows,
     rec_graphs,
@@ -314,15 +316,21 @@ class OCRTask(_PPOCRBase):
         """Several pages with each stage's inputs in one ``infer`` call: the detector's
         per shape, every line's orientation, the lines of each recogniser width."""
         found = self.det.detect_many(images, infer, source_sizes)
-        crops = []
+        warps = []
         for image, (quads, _), (width, height) in zip(images, found, source_sizes, strict=True):
             to_image = np.array([image.shape[1] / width, image.shape[0] / height], np.float32)
-            crops += crop_lines(image, quads * to_image, REC_HEIGHT)
-        orientation, orientation_scores = classify(crops, infer)
+            warps.append(LineWarps(quads * to_image, REC_HEIGHT, image.shape))
+        crops = TextLines([w for warp in warps for w in warp.widths], self.rec_widths)
+        each = ((im, w, k) for im, w in zip(images, warps, strict=True) for k in range(len(w)))
+        for i, (image, warp, k) in enumerate(each):
+            warp.crop(image, k, crops.target(i))
+        orientation, orientation_scores = classify_windows(
+            [crops.cls_windows(i) for i in range(len(crops))], infer
+        )
         flip = (orientation == CLS_LABELS.index("180")) & (orientation_scores > self.cls_thresh)
         for i in np.flatnonzero(flip).tolist():
-            crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
-        texts, scores = recognize(crops, infer, self.rec_widths, self._alphabet)
+            crops.turn(i)
+        texts, scores = recognize(crops, infer, self._alphabet)
         predictions = []
         start = 0
         for (quads, _), size in zip(found, source_sizes, strict=True):

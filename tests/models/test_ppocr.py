@@ -16,7 +16,9 @@ from distinfer._errors import ConfigError, ModelError
 from distinfer.engine._engine import Engine
 from distinfer.engine._prediction import Prediction
 from distinfer.models._ctc import (
+    LineWarps,
     crop_line,
+    crop_lines,
     ctc_alphabet,
     ctc_decode_best,
     ctc_greedy_decode,
@@ -32,6 +34,7 @@ from distinfer.models._db import (
     unclip_rect,
 )
 from distinfer.models._openvino import read_model, with_u8_rgb_input
+from distinfer.models._ppocr_rec import TextLines, cls_windows
 from distinfer.models._task import Task
 from distinfer.models.ppocr import (
     CLS_FILE,
@@ -205,6 +208,65 @@ def test_fit_width_pads_narrow_crops_and_squeezes_wide_ones() -> None:
     padded = fit_width(crop, 320)
     assert padded.shape == (48, 320, 3) and (padded[:, 100:] == 127).all()
     assert fit_width(np.zeros((48, 400, 3), np.uint8), 320).shape == (48, 320, 3)
+
+
+def _textured(height: int, width: int) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), np.uint8), (5, 5), 2)
+
+
+def _line_quads() -> np.ndarray:
+    """An upright line, a slanted one, a strong reduction, a vertical one, a very wide one."""
+    upright = [[20, 30], [220, 30], [220, 80], [20, 80]]
+    slanted = [[20, 100], [300, 110], [298, 150], [18, 140]]
+    tall = [[40, 160], [200, 160], [200, 290], [40, 290]]
+    vertical = [[420, 20], [450, 20], [450, 280], [420, 280]]
+    wide = [[5, 292], [1195, 292], [1195, 298], [5, 298]]
+    return np.array([upright, slanted, tall, vertical, wide], np.float32)
+
+
+def test_line_warps_write_each_crop_into_the_array_given() -> None:
+    image = _textured(300, 1200)
+    quads = _line_quads()
+    warps = LineWarps(quads, 48, image.shape)
+    crops = crop_lines(image, quads, 48)
+    assert warps.widths == [c.shape[1] for c in crops]
+    for k, crop in enumerate(crops):
+        rows = np.zeros((2, 48, crop.shape[1] + 16, 3), np.uint8)
+        written = warps.crop(image, k, rows[1, :, : crop.shape[1]])
+        assert np.shares_memory(written, rows)  # written in place, not in a new array
+        assert np.array_equal(rows[1, :, : crop.shape[1]], crop)
+        assert not rows[0].any() and not rows[1, :, crop.shape[1] :].any()
+
+
+def test_text_lines_are_the_crops_padded_as_fit_width_pads_them() -> None:
+    image = _textured(300, 1200)
+    quads = _line_quads()
+    warps = LineWarps(quads, 48, image.shape)
+    crops = crop_lines(image, quads, 48)
+    widths = (320, 640)
+    lines = TextLines(warps.widths, widths)
+    for k in range(len(warps)):
+        warps.crop(image, k, lines.target(k))
+    assert max(warps.widths) > widths[-1]  # the last line is squeezed into the widest
+    for k, crop in enumerate(crops):
+        assert np.array_equal(lines.line(k), crop)
+        assert [w.tolist() for w in lines.cls_windows(k)] == [w.tolist() for w in cls_windows(crop)]
+    lines.turn(1)
+    crops[1] = cv2.rotate(crops[1], cv2.ROTATE_180)
+    inputs = lines.inputs()
+    assert sorted(inputs) == ["rec320", "rec640"]
+    for width, members in lines.members.items():
+        expected = [fit_width(crops[i], width) for i in members.tolist()]
+        assert [x.tolist() for x in inputs[f"rec{width}"]] == [x.tolist() for x in expected]
+
+
+def test_a_short_lines_classifier_window_is_padded_when_inputs_are_narrower() -> None:
+    crop = _textured(48, 100)
+    lines = TextLines([100], (160,))  # rec_widths may be narrower than the classifier's 192
+    lines.target(0)[...] = crop
+    [window] = lines.cls_windows(0)
+    assert np.array_equal(window, fit_width(crop, 192))
 
 
 # -- real models ----------------------------------------------------------------
