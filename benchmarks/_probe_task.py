@@ -31,6 +31,9 @@ class InferOnly:
     def decode_scale(self, width: int, height: int) -> int:
         return 1
 
+    def preprocess(self, image: np.ndarray) -> None:
+        return None
+
     def predict(self, image: np.ndarray, infer: InferFn, size: tuple[int, int]) -> Prediction:
         infer(det_stage(image.shape[1], image.shape[0]), [image])
         return Prediction(width=size[0], height=size[1])
@@ -40,6 +43,7 @@ class InferOnly:
         images: Sequence[np.ndarray],
         infer: InferFn,
         source_sizes: Sequence[tuple[int, int]],
+        prepared: Sequence[Any] | None = None,
     ) -> list[Prediction]:
         return predict_each(self, images, infer, source_sizes)
 

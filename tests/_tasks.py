@@ -48,6 +48,9 @@ class MeanColourTask:
     def decode_scale(self, width: int, height: int) -> int:
         return 1
 
+    def preprocess(self, image: np.ndarray) -> None:
+        return None
+
     def predict(
         self, image: np.ndarray, infer: InferFn, source_size: tuple[int, int]
     ) -> Prediction:
@@ -70,7 +73,11 @@ class MeanColourTask:
                 self.running -= 1
 
     def predict_many(
-        self, images: list[np.ndarray], infer: InferFn, source_sizes: list[tuple[int, int]]
+        self,
+        images: list[np.ndarray],
+        infer: InferFn,
+        source_sizes: list[tuple[int, int]],
+        prepared: list[Any] | None = None,
     ) -> list[Prediction]:
         return predict_each(self, images, infer, source_sizes)
 
@@ -97,7 +104,11 @@ class BatchedMeanColourTask(MeanColourTask):
         self.calls: list[int] = []
 
     def predict_many(
-        self, images: list[np.ndarray], infer: InferFn, source_sizes: list[tuple[int, int]]
+        self,
+        images: list[np.ndarray],
+        infer: InferFn,
+        source_sizes: list[tuple[int, int]],
+        prepared: list[Any] | None = None,
     ) -> list[Prediction]:
         small = [cv2.resize(i, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for i in images]
         outputs = infer("mean", small)

@@ -99,9 +99,11 @@ def test_items_that_queue_up_are_gathered_into_one_predict_many() -> None:
     calls: list[int] = []
     predict_many = task.predict_many
 
-    def counted(images: Sequence[np.ndarray], infer: Any, sizes: Any) -> list[Prediction]:
+    def counted(
+        images: Sequence[np.ndarray], infer: Any, sizes: Any, prepared: Any = None
+    ) -> list[Prediction]:
         calls.append(len(images))
-        return predict_many(images, infer, sizes)
+        return predict_many(images, infer, sizes, prepared)
 
     task.predict_many = counted  # type: ignore[method-assign]
     outcomes: dict[int, Prediction | BaseException] = {}
@@ -224,6 +226,42 @@ def test_a_batch_is_one_infer_call_and_failures_stay_per_item() -> None:
     (outs,) = got
     assert isinstance(outs[0], Prediction)  # retried alone after the batch failed
     assert isinstance(outs[1], ValueError) and "poisoned image" in str(outs[1])
+
+
+class _PreprocessingTask(BatchedMeanColourTask):
+    """Records the ``prepared`` its ``predict_many`` gets, and on which pixels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[object] = []
+
+    def preprocess(self, image: np.ndarray) -> tuple[int, int]:
+        if int(image[0, 0, 0]) == 99:
+            raise ValueError("cannot preprocess image 99")
+        return int(image[0, 0, 0]), id(image)
+
+    def predict_many(
+        self,
+        images: list[np.ndarray],
+        infer: InferFn,
+        source_sizes: list[tuple[int, int]],
+        prepared: list[Any] | None = None,
+    ) -> list[Prediction]:
+        assert prepared is not None
+        self.prepared.append([(p[0], p[1] == id(i)) for p, i in zip(prepared, images, strict=True)])
+        return super().predict_many(images, infer, source_sizes, prepared)
+
+
+def test_each_item_is_preprocessed_as_it_is_decoded_and_predict_many_gets_it() -> None:
+    task = _PreprocessingTask()
+    with Engine(task) as engine:
+        items = [solid((1, 0, 0)), b"junk", solid((99, 0, 0)), solid((3, 0, 0))]
+        outcomes, pixels = engine.predict_batch(items)
+    # the items decoded and preprocessed, each with its own pixels' result, in order
+    assert task.prepared == [[(1, True), (3, True)]]
+    assert isinstance(outcomes[1], InputError) and pixels[1] is None and pixels[2] is None
+    assert isinstance(outcomes[2], ValueError) and "image 99" in str(outcomes[2])  # its own
+    assert [o.tensors["mean"][0] for o in (outcomes[0], outcomes[3])] == pytest.approx([1, 3])  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("count", [0, 1, 3, 4, 9])

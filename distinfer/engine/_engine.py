@@ -351,23 +351,22 @@ class Engine:
     ) -> tuple[list[Outcome], list[np.ndarray | None]]:
         """Run several items on the calling thread; per-item predictions or exceptions."""
         outcomes: dict[int, Outcome] = {}
-        decoded: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+        decoded: dict[int, tuple[np.ndarray, tuple[int, int], Any]] = {}
         for i, image in enumerate(images):
             try:
-                decoded[i] = self.decode(image)
+                pixels, size = self.decode(image)
+                # preprocessed while the pixels are in the CPU's cache (Task.preprocess)
+                decoded[i] = pixels, size, self.task.preprocess(pixels) if len(images) > 1 else None
             except BaseException as exc:  # noqa: BLE001 - this item's outcome
                 outcomes[i] = exc
         if len(decoded) > 1:
             try:
-                predictions = self.task.predict_many(
-                    [p for p, _ in decoded.values()],
-                    self._task_infer,
-                    [s for _, s in decoded.values()],
-                )
+                pixels_, sizes, prepared = (list(x) for x in zip(*decoded.values(), strict=True))
+                predictions = self.task.predict_many(pixels_, self._task_infer, sizes, prepared)
                 outcomes.update(zip(decoded, predictions, strict=True))
             except Exception:  # find the item at fault, one by one
                 logger.debug("predict_many failed; retrying item by item", exc_info=True)
-        for i, (pixels, size) in decoded.items():
+        for i, (pixels, size, _) in decoded.items():
             if i not in outcomes:
                 try:
                     outcomes[i] = self.task.predict(pixels, self._task_infer, size)

@@ -65,8 +65,8 @@ class ChainTask:
             if not isinstance(task, Task):
                 raise ModelError(
                     f"the {part} of a chain is not a task: {type(task).__name__} lacks some of "
-                    "kind, batch_sizes, lazy_stages, graphs, decode_scale, predict, "
-                    "predict_many and save"
+                    "kind, batch_sizes, lazy_stages, graphs, decode_scale, preprocess, "
+                    "predict, predict_many and save"
                 )
         self.detector = detector
         self.classifier = classifier
@@ -94,16 +94,21 @@ class ChainTask:
     ) -> Prediction:
         return self.predict_many([image], infer, [source_size])[0]
 
+    def preprocess(self, image: np.ndarray) -> Any:
+        """The detector's: the crops are cut from the pixels after detection."""
+        return self.detector.preprocess(image)
+
     def predict_many(
         self,
         images: Sequence[np.ndarray],
         infer: InferFn,
         source_sizes: Sequence[tuple[int, int]],
+        prepared: Sequence[Any] | None = None,
     ) -> list[Prediction]:
         """The images' detections in one ``infer`` call, then every crop of every image
         classified in one more."""
         detected = self.detector.predict_many(
-            images, _Prefixed(infer, DETECTOR_PREFIX), source_sizes
+            images, _Prefixed(infer, DETECTOR_PREFIX), source_sizes, prepared
         )
         crops: list[np.ndarray] = []
         owners = []  # per image: the boxes that have a crop

@@ -244,7 +244,8 @@ class ModelApiTask:
             return 1
         return largest_reduction(width, height, (int(self._wrapper.w), int(self._wrapper.h)))
 
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The model input and the wrapper's meta for its ``postprocess``."""
         wrapper = self._wrapper
         inputs, meta = wrapper.base_preprocess(image)
         if not self._resize_here:
@@ -267,9 +268,11 @@ class ModelApiTask:
         images: Sequence[np.ndarray],
         infer: InferFn,
         source_sizes: Sequence[tuple[int, int]],
+        prepared: Sequence[tuple[np.ndarray, dict[str, Any]]] | None = None,
     ) -> list[Prediction]:
         """Several images through the queue together (one ``infer`` call): a chain's crops."""
-        prepared = [self._prepare(im) for im in images]
+        if prepared is None:
+            prepared = [self.preprocess(im) for im in images]
         outputs = infer(STAGE, [pixels for pixels, _ in prepared])
         predictions = []
         for image, (_, meta), outs, size in zip(

@@ -64,13 +64,23 @@ class TextDetector:
             for name, shape in DET_SHAPES.items()
         }
 
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image letterboxed to its detector shape, and the factor back to its pixels."""
+        return letterbox(image, DET_SHAPES[det_stage(image.shape[1], image.shape[0])])
+
     def detect_many(
-        self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
+        self,
+        images: Sequence[np.ndarray],
+        infer: InferFn,
+        source_sizes: Sequence[tuple[int, int]],
+        boxed: Sequence[tuple[np.ndarray, float]] | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Quads ``(N, 4, 2)`` in source pixels (reading order) and their scores, per image;
-        the images of each detector shape in one ``infer_all`` call."""
+        the images of each detector shape in one ``infer_all`` call. ``boxed``: each
+        image's ``preprocess``, if done."""
         stages = [det_stage(image.shape[1], image.shape[0]) for image in images]
-        boxed = [letterbox(im, DET_SHAPES[s]) for im, s in zip(images, stages, strict=True)]
+        if boxed is None:
+            boxed = [self.preprocess(image) for image in images]
         picked = {s: [i for i, t in enumerate(stages) if t == s] for s in dict.fromkeys(stages)}
         by_stage = infer_all(
             infer, {stage: [boxed[i][0] for i in items] for stage, items in picked.items()}

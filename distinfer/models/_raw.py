@@ -176,7 +176,8 @@ class RawTask:
     def decode_scale(self, width: int, height: int) -> int:
         return largest_reduction(width, height, self.size_wh)
 
-    def _resize(self, image: np.ndarray) -> np.ndarray:
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """The image resized to the model's input."""
         if (image.shape[1], image.shape[0]) == self.size_wh:
             return image
         return cast(np.ndarray, cv2.resize(image, self.size_wh, interpolation=cv2.INTER_LINEAR))
@@ -191,9 +192,11 @@ class RawTask:
         images: Sequence[np.ndarray],
         infer: InferFn,
         source_sizes: Sequence[tuple[int, int]],
+        prepared: Sequence[np.ndarray] | None = None,
     ) -> list[Prediction]:
         """Several images through the queue together (one ``infer`` call)."""
-        outputs = infer(STAGE, [self._resize(im) for im in images])
+        inputs = prepared if prepared is not None else [self.preprocess(im) for im in images]
+        outputs = infer(STAGE, inputs)
         return [
             Prediction(
                 width=size[0],

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import cv2
 import numpy as np
@@ -165,11 +165,18 @@ class TextDetectionTask(_PPOCRBase):
     ) -> Prediction:
         return self.predict_many([image], infer, [source_size])[0]
 
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        return self.det.preprocess(image)
+
     def predict_many(
-        self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
+        self,
+        images: Sequence[np.ndarray],
+        infer: InferFn,
+        source_sizes: Sequence[tuple[int, int]],
+        prepared: Sequence[tuple[np.ndarray, float]] | None = None,
     ) -> list[Prediction]:
         """Several pages in one ``infer`` call (``Engine.submit_batch``)."""
-        found = self.det.detect_many(images, infer, source_sizes)
+        found = self.det.detect_many(images, infer, source_sizes, prepared)
         return [
             text_boxes(quads, scores, size)
             for (quads, scores), size in zip(found, source_sizes, strict=True)
@@ -206,17 +213,23 @@ class TextOrientationTask(_PPOCRBase):
     ) -> Prediction:
         return self.predict_many([image], infer, [source_size])[0]
 
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """The crop resized to the classifier's height, unless it is its input already."""
+        h, w = image.shape[:2]
+        if (h, w) == CLS_HW:
+            return image
+        width = max(1, math.ceil(CLS_HW[0] * w / h))
+        return cast(np.ndarray, cv2.resize(image, (width, CLS_HW[0]), interpolation=cv2.INTER_AREA))
+
     def predict_many(
-        self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
+        self,
+        images: Sequence[np.ndarray],
+        infer: InferFn,
+        source_sizes: Sequence[tuple[int, int]],
+        prepared: Sequence[np.ndarray] | None = None,
     ) -> list[Prediction]:
         """Several crops in one ``infer`` call (``Engine.submit_batch``)."""
-        crops = []
-        for image in images:
-            h, w = image.shape[:2]
-            if (h, w) != CLS_HW:
-                width = max(1, math.ceil(CLS_HW[0] * w / h))
-                image = cv2.resize(image, (width, CLS_HW[0]), interpolation=cv2.INTER_AREA)
-            crops.append(image)
+        crops = prepared if prepared is not None else [self.preprocess(im) for im in images]
         labels, scores = classify(crops, infer)
         return [
             Prediction.from_arrays(
@@ -310,12 +323,19 @@ class OCRTask(_PPOCRBase):
     ) -> Prediction:
         return self.predict_many([image], infer, [source_size])[0]
 
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        return self.det.preprocess(image)
+
     def predict_many(
-        self, images: Sequence[np.ndarray], infer: InferFn, source_sizes: Sequence[tuple[int, int]]
+        self,
+        images: Sequence[np.ndarray],
+        infer: InferFn,
+        source_sizes: Sequence[tuple[int, int]],
+        prepared: Sequence[tuple[np.ndarray, float]] | None = None,
     ) -> list[Prediction]:
         """Several pages with each stage's inputs in one ``infer`` call: the detector's
         per shape, every line's orientation, the lines of each recogniser width."""
-        found = self.det.detect_many(images, infer, source_sizes)
+        found = self.det.detect_many(images, infer, source_sizes, prepared)
         warps = []
         for image, (quads, _), (width, height) in zip(images, found, source_sizes, strict=True):
             to_image = np.array([image.shape[1] / width, image.shape[0] / height], np.float32)

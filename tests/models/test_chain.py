@@ -63,6 +63,9 @@ def test_several_images_go_in_two_infer_calls_and_each_keeps_its_own_boxes(
         sizes = [(p.shape[1], p.shape[0]) for p in pictures]
         predictions = chain.predict_many(pictures, infer, sizes)
         alone = [engine.predict(p) for p in pictures]
+        prepared = [chain.preprocess(p) for p in pictures]  # as the engine's host threads do
+        with_prepared = chain.predict_many(pictures, engine.infer, sizes, prepared)
+    assert [p.to_dict() for p in with_prepared] == [p.to_dict() for p in predictions]
     assert calls == [("detector/model", 3), ("classifier/model", 3)]
     found = [{(a.box, a.class_label) for a in p.annotations} for p in predictions]
     assert found == [

@@ -138,10 +138,16 @@ def test_ppocr_det_columns_equal_the_per_box_boxes(images: list[np.ndarray]) -> 
         many = engine.task.predict_many(
             [p for p, _ in pixels], engine.infer, [s for _, s in pixels]
         )
-        for new, (image, size) in zip(many, pixels, strict=True):
-            assert_equivalent(
-                new, per_box.predict_det(image, engine.infer, size, DBParams()).to_dict()
-            )
+        ahead = engine.task.predict_many(  # each page preprocessed as the engine does
+            [p for p, _ in pixels],
+            engine.infer,
+            [s for _, s in pixels],
+            [engine.task.preprocess(p) for p, _ in pixels],
+        )
+        for new, pre, (image, size) in zip(many, ahead, pixels, strict=True):
+            old = per_box.predict_det(image, engine.infer, size, DBParams()).to_dict()
+            assert_equivalent(new, old)
+            assert_equivalent(pre, old)
 
 
 def test_ppocr_columns_equal_the_per_box_text_lines(ocr: Engine, images: list[np.ndarray]) -> None:
@@ -154,10 +160,13 @@ def test_ppocr_columns_equal_the_per_box_text_lines(ocr: Engine, images: list[np
         assert_equivalent(new, old.to_dict())
         found += len(new.boxes)
     assert found > 40
-    many = task.predict_many(images, ocr.infer, [(i.shape[1], i.shape[0]) for i in images])
-    for new, image in zip(many, images, strict=True):
-        size = (image.shape[1], image.shape[0])
-        assert_equivalent(new, per_box.predict_ocr(task, image, ocr.infer, size).to_dict())  # type: ignore[arg-type]
+    sizes = [(i.shape[1], i.shape[0]) for i in images]
+    many = task.predict_many(images, ocr.infer, sizes)
+    ahead = task.predict_many(images, ocr.infer, sizes, [task.preprocess(i) for i in images])
+    for new, pre, image, size in zip(many, ahead, images, sizes, strict=True):
+        old = per_box.predict_ocr(task, image, ocr.infer, size).to_dict()  # type: ignore[arg-type]
+        assert_equivalent(new, old)
+        assert_equivalent(pre, old)
 
 
 def test_ppocr_cls_columns_equal_the_per_box_orientation() -> None:
@@ -168,8 +177,13 @@ def test_ppocr_cls_columns_equal_the_per_box_orientation() -> None:
     with Engine(bundled("ppocr-cls")) as engine:
         sizes = [(c.shape[1], c.shape[0]) for c in crops]
         batch = engine.task.predict_many(crops, engine.infer, sizes)
-        for new, crop, size in zip(batch, crops, sizes, strict=True):
-            assert_equivalent(new, per_box.predict_cls(crop, engine.infer, size).to_dict())
+        ahead = engine.task.predict_many(
+            crops, engine.infer, sizes, [engine.task.preprocess(c) for c in crops]
+        )
+        for new, pre, crop, size in zip(batch, ahead, crops, sizes, strict=True):
+            old = per_box.predict_cls(crop, engine.infer, size).to_dict()
+            assert_equivalent(new, old)
+            assert_equivalent(pre, old)
 
 
 # -- the geometry, on random maps -------------------------------------------------------

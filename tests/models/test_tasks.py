@@ -179,6 +179,33 @@ def test_unknown_option_is_a_config_error(tmp_path: Path) -> None:
         task_from_model(_models.ssd_detector(tmp_path / "d.xml"), confidence_treshold=0.3)
 
 
+@pytest.mark.parametrize("kind", ["classifier", "detector", "raw"])
+def test_predict_many_gives_the_same_with_images_preprocessed_ahead(
+    tmp_path: Path, kind: str
+) -> None:
+    # The engine preprocesses each image as it is decoded (Task.preprocess) and hands
+    # the results to predict_many; without them the task preprocesses itself.
+    if kind == "raw":
+        task = task_from_model(_models.identity_raw(tmp_path / "id.xml"), task="raw")
+    elif kind == "classifier":
+        task = ModelApiTask(_models.classifier(tmp_path / "cls.xml"))
+    else:
+        task = ModelApiTask(_models.ssd_detector(tmp_path / "det.xml"))
+    pictures = [image(200, 100, [RED_RECT, BLUE_RECT]), image(90, 120, [], background=(0, 0, 255))]
+    sizes = [(p.shape[1], p.shape[0]) for p in pictures]
+    with Engine(task, jobs=2) as engine:
+        plain = task.predict_many(pictures, engine.infer, sizes)
+        prepared = [task.preprocess(p) for p in pictures]
+        ahead = task.predict_many(pictures, engine.infer, sizes, prepared)
+    for a, b in zip(plain, ahead, strict=True):
+        assert a.to_dict() == b.to_dict()
+        assert a.tensors.keys() == b.tensors.keys()
+        for name in a.tensors:
+            assert np.array_equal(a.tensors[name], b.tensors[name])
+    if kind == "detector":
+        assert {x.label for x in ahead[0].annotations} == {"red", "blue"}
+
+
 # -- raw ---------------------------------------------------------------------------------
 
 
