@@ -14,7 +14,6 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import openvino as ov
 
@@ -158,7 +157,7 @@ class TextLines:
         """Each recogniser stage's inputs (``rec<width>``), the wide lines squeezed in."""
         for i, line in self._wide.items():
             row = self._rows[i]
-            cv2.resize(line, (row.shape[1], REC_HEIGHT), dst=row, interpolation=cv2.INTER_AREA)
+            row[...] = fit_width(line, row.shape[1])  # squeezed, as fit_width does it
         return {f"rec{width}": list(array) for width, array in self._arrays.items()}
 
 
